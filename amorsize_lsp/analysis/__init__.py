@@ -1,0 +1,1 @@
+"""Pure static analysis with libcst: call sites, bytecode complexity, argument edits. No I/O."""

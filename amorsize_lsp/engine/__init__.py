@@ -1,0 +1,1 @@
+"""Decisions: system profile, cost model, sampler."""

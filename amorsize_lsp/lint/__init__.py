@@ -1,0 +1,1 @@
+"""The amorsize-lint CLI for pre-commit and CI."""

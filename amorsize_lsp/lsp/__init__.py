@@ -1,0 +1,1 @@
+"""The pygls language server: thin glue over analysis, engine and rules; see its issue."""

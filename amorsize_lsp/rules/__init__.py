@@ -1,0 +1,1 @@
+"""The AMZ rule catalogue: one module per rule, shared by the CLI and the server."""
