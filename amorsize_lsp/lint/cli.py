@@ -1,8 +1,312 @@
-"""`amorsize-lint` entry point (placeholder until the lint issue lands)."""
+"""``amorsize-lint``: check pool-map calls like ruff checks style.
 
+Exit codes follow ruff: 0 no findings, 1 findings (or files that could not be
+analysed), 2 usage, configuration or internal error, or when no file could be
+analysed at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from amorsize_lsp import __version__
+from amorsize_lsp.rules.registry import all_rules, get_rule
+
+from .config import Config, ConfigError, resolve_config, validate_selectors
+from .discovery import Discovery, Missing
+from .fixes import add_noqa, render_diff, write_fixes
+from .formats import FORMATS, OutputOptions
+from .runner import FileError, FileReport, LintResult, Settings, lint, usable_cores
+from .show import write_callsites
+from .statistics import write_statistics
+
+PROG = "amorsize-lint"
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("amorsize-lint: not implemented yet", file=sys.stderr)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Check Python pool-map calls (multiprocessing, concurrent.futures) for bugs and "
+            "slow parallelism: the AMZ rules. Run `amorsize-lint --explain` for the list."
+        ),
+    )
+    parser.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or directories (default: .)"
+    )
+    parser.add_argument(
+        "--format", choices=sorted(FORMATS), default="text", help="output format (default: text)"
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="comma-separated rule codes or prefixes to enable (replaces the configured selection)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODES",
+        help="comma-separated rule codes or prefixes to disable",
+    )
+    parser.add_argument("--fix", action="store_true", help="apply safe fixes")
+    parser.add_argument(
+        "--unsafe-fixes", action="store_true", help="also apply (or offer) unsafe fixes"
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the fixes as a unified diff instead of writing them",
+    )
+    parser.add_argument(
+        "--add-noqa", action="store_true", help="add `# noqa: CODE` to every line with a finding"
+    )
+    parser.add_argument(
+        "--exit-zero", action="store_true", help="exit 0 even when there are findings"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="configuration file (pyproject.toml or amorsize.toml)",
+    )
+    parser.add_argument(
+        "--force-exclude",
+        action="store_true",
+        help="apply excludes to files named on the command line too (for pre-commit)",
+    )
+    parser.add_argument(
+        "--show-callsites",
+        action="store_true",
+        help="print every pool-map call site found, instead of findings",
+    )
+    parser.add_argument(
+        "--explain",
+        nargs="?",
+        const="",
+        metavar="CODE",
+        help="print a rule's documentation (all rules when no code is given)",
+    )
+    parser.add_argument(
+        "--statistics", action="store_true", help="print the number of findings per rule"
+    )
+    parser.add_argument(
+        "-o",
+        "--output-file",
+        type=Path,
+        metavar="PATH",
+        help="write the report to a file instead of stdout",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print findings only, no summary"
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser
+
+
+def _use_color(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR") or os.environ.get("CLICOLOR_FORCE"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _explain(code: str, out: TextIO) -> int:
+    if not code:
+        for rule in all_rules():
+            fix = "[*]" if rule.fix is not None else "   "
+            out.write(f"{rule.code} {fix} {rule.name:<26} {rule.summary}\n")
+        return 0
+    rule = get_rule(code)
+    if rule is None:
+        known = ", ".join(r.code for r in all_rules())
+        print(f"{PROG}: error: unknown rule `{code}`; known rules: {known}", file=sys.stderr)
+        return 2
+    out.write(rule.explain())
+    return 0
+
+
+def _display(path: Path, cwd: Path) -> str:
+    if path.is_absolute():
+        try:
+            return path.relative_to(cwd).as_posix()
+        except ValueError:
+            return path.as_posix()
+    return path.as_posix()
+
+
+def _files(config: Config, paths: list[Path], force_exclude: bool, selected: frozenset[str]):
+    cwd = Path.cwd()
+    discovery = Discovery(config, force_exclude=force_exclude)
+    missing: list[FileReport] = []
+    files: list[tuple[Path, str, frozenset[str]]] = []
+    for item in discovery.files(paths):
+        if isinstance(item, Missing):
+            display = _display(item.path, cwd)
+            error = FileError(display, "no such file or directory")
+            missing.append(FileReport(display, error=error))
+            continue
+        files.append((item, _display(item, cwd), selected - config.ignored_for(item)))
+    return files, missing
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    if args.explain is not None:
+        return _explain(args.explain, out)
+    paths: list[Path] = args.paths or [Path(".")]
+    try:
+        cli_select = validate_selectors(args.select, "--select")
+        cli_ignore = validate_selectors(args.ignore, "--ignore")
+        config = resolve_config(args.config, paths)
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    selected = config.selected_codes(cli_select, cli_ignore)
+    if config.target_cores is not None:
+        cores = config.target_cores
+        origin = f"target-cores in {config.source.name if config.source else 'configuration'}"
+    else:
+        cores = usable_cores()
+        origin = "this machine's usable cores"
+    from amorsize_lsp.rules.amz006_cpu_bound_thread_pool import gil_enabled
+
+    settings = Settings(
+        target_cores=cores,
+        target_cores_origin=origin,
+        min_items=config.min_items,
+        gil_enabled=gil_enabled(),
+        fix=args.fix or args.diff,
+        unsafe_fixes=args.unsafe_fixes,
+        show_callsites=args.show_callsites,
+        search_path=(str(config.root),),
+    )
+    files, missing = _files(config, paths, args.force_exclude, selected)
+    if not files and not missing:
+        print(
+            f"{PROG}: warning: no Python files found under {' '.join(map(str, paths))}",
+            file=sys.stderr,
+        )
+        return 0
+    encodings: dict[str, str] = {}
+    result = lint(files, settings, encodings=encodings)
+    result.reports.extend(missing)
+    result.files_seen += len(missing)
+    result.reports.sort(key=lambda r: r.path)
+
+    sink: TextIO = out
+    close_sink = False
+    if args.output_file is not None:
+        try:
+            sink = args.output_file.open("w", encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"{PROG}: error: cannot write {args.output_file}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
+        close_sink = True
+    try:
+        return _report(args, result, settings, encodings, sink)
+    finally:
+        if close_sink:
+            sink.close()
+
+
+def _report(args, result: LintResult, settings: Settings, encodings, sink: TextIO) -> int:
+    for report in result.reports:
+        for note in report.rejected:
+            print(f"{PROG}: warning: {note}", file=sys.stderr)
+    options = OutputOptions(
+        color=args.format in ("text", "concise") and _use_color(sink),
+        unsafe_fixes=args.unsafe_fixes,
+        fix_mode=args.fix and not args.diff,
+        root=Path.cwd(),
+    )
+    if args.show_callsites:
+        write_callsites(result, sink, args.format)
+        _errors_to_stderr(result)
+        return _nothing_analysed(result) or 0
+
+    if result.nothing_analysed:
+        # Machine-readable formats still get their (error-only) report.
+        if args.format in ("text", "concise"):
+            _errors_to_stderr(result)
+        else:
+            FORMATS[args.format](result, sink, options)
+        return _nothing_analysed(result)
+
+    if args.diff:
+        changed = render_diff(result, sink)
+        fixed = sum(result.fixed.values())
+        noun = "problem" if fixed == 1 else "problems"
+        if changed:
+            print(f"Would fix {fixed} {noun}.", file=sys.stderr)
+        else:
+            print("No fixes available.", file=sys.stderr)
+        _errors_to_stderr(result)
+        return 1 if changed and not args.exit_zero else 0
+
+    if args.fix:
+        for problem in write_fixes(result, encodings):
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
+
+    if args.add_noqa:
+        added, problems = add_noqa(result, encodings)
+        for problem in problems:
+            print(f"{PROG}: warning: {problem}", file=sys.stderr)
+        noun = "directive" if added == 1 else "directives"
+        print(f"Added {added} noqa {noun}.", file=sys.stderr)
+        return 0
+
+    if args.statistics:
+        write_statistics(result, sink, args.format, options)
+    elif args.quiet and args.format == "text":
+        FORMATS["concise"](result, sink, options)
+    else:
+        FORMATS[args.format](result, sink, options)
+
+    has_problems = bool(result.findings or result.errors)
+    return 1 if has_problems and not args.exit_zero else 0
+
+
+def _nothing_analysed(result: LintResult) -> int:
+    if not result.nothing_analysed:
+        return 0
+    print(f"{PROG}: error: no file could be analysed", file=sys.stderr)
     return 2
+
+
+def _errors_to_stderr(result: LintResult) -> None:
+    for error in result.errors:
+        print(
+            f"{error.path}:{error.line}:{error.column + 1}: E999 {error.message}",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,241 @@
+"""``[tool.amorsize]`` configuration: finding it, validating it, resolving rule selection.
+
+Read from the nearest ``amorsize.toml`` (keys at top level or under
+``[tool.amorsize]``) or ``pyproject.toml`` with a ``[tool.amorsize]`` table, searching
+upward from the first linted path; ``--config PATH`` names the file explicitly. In
+one directory, ``amorsize.toml`` wins over ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from amorsize_lsp.rules.registry import codes_matching
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10
+    import tomli as tomllib
+
+KNOWN_KEYS = (
+    "select",
+    "ignore",
+    "per-file-ignores",
+    "exclude",
+    "target-cores",
+    "min-items",
+)
+DEFAULT_MIN_ITEMS = 50
+
+
+class ConfigError(Exception):
+    """A configuration file or option is invalid; the message names file and key."""
+
+
+@dataclass(slots=True)
+class Config:
+    """Validated settings; ``root`` is the directory patterns are relative to."""
+
+    root: Path
+    source: Path | None = None
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    target_cores: int | None = None
+    min_items: int = DEFAULT_MIN_ITEMS
+    _per_file_specs: list[tuple[pathspec.PathSpec, frozenset[str]]] | None = None
+
+    @property
+    def origin(self) -> str:
+        return str(self.source) if self.source else "defaults"
+
+    def selected_codes(self, cli_select: Iterable[str] = (), cli_ignore: Iterable[str] = ()):
+        """Enabled rule codes: CLI ``--select`` replaces the file's, ``--ignore`` adds."""
+        cli_select = list(cli_select)
+        selectors = cli_select or self.select or ["ALL"]
+        codes: set[str] = set()
+        for sel in selectors:
+            codes.update(codes_matching(sel))
+        for sel in [*self.ignore, *cli_ignore]:
+            codes.difference_update(codes_matching(sel))
+        return frozenset(codes)
+
+    def ignored_for(self, path: Path) -> frozenset[str]:
+        """Codes that ``per-file-ignores`` turns off for ``path``."""
+        if not self.per_file_ignores:
+            return frozenset()
+        if self._per_file_specs is None:
+            self._per_file_specs = [
+                (
+                    pathspec.PathSpec.from_lines("gitignore", [pattern]),
+                    frozenset(c for sel in codes for c in codes_matching(sel)),
+                )
+                for pattern, codes in self.per_file_ignores.items()
+            ]
+        rel = relative_posix(path, self.root)
+        ignored: set[str] = set()
+        for spec, codes in self._per_file_specs:
+            if spec.match_file(rel):
+                ignored |= codes
+        return frozenset(ignored)
+
+
+def relative_posix(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, or absolute when outside it."""
+    absolute = path.absolute()
+    try:
+        return absolute.relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _table(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The amorsize settings in a parsed file, and how to name their table in messages."""
+    tool = data.get("tool")
+    if isinstance(tool, dict) and "amorsize" in tool:
+        table = tool["amorsize"]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.amorsize] must be a table")
+        return table, "[tool.amorsize]"
+    if path.name == "amorsize.toml":
+        return {k: v for k, v in data.items() if k != "tool"}, "amorsize.toml"
+    return None, ""
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The nearest ``amorsize.toml``, or ``pyproject.toml`` with ``[tool.amorsize]``."""
+    directory = start.absolute()
+    if not directory.is_dir():
+        directory = directory.parent
+    for candidate_dir in (directory, *directory.parents):
+        amorsize_toml = candidate_dir / "amorsize.toml"
+        if amorsize_toml.is_file():
+            return amorsize_toml
+        pyproject = candidate_dir / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = _load_toml(pyproject)
+            except ConfigError:
+                # A broken pyproject.toml only matters if it is ours; report it then.
+                if b"[tool.amorsize" in pyproject.read_bytes():
+                    raise
+                continue
+            if isinstance(data.get("tool"), dict) and "amorsize" in data["tool"]:
+                return pyproject
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the amorsize settings in ``path``."""
+    data = _load_toml(path)
+    table, where = _table(path, data)
+    if table is None:
+        if path.name == "pyproject.toml":
+            return Config(root=path.absolute().parent, source=path)
+        raise ConfigError(f"{path}: no [tool.amorsize] table")
+    return parse_settings(table, path, where)
+
+
+def parse_settings(table: Mapping[str, Any], path: Path, where: str) -> Config:
+    """Validate a settings table; every error names the file and the key."""
+    config = Config(root=path.absolute().parent, source=path)
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where} {key}: {problem}")
+
+    for key, value in table.items():
+        if key not in KNOWN_KEYS:
+            hint = ""
+            underscored = key.replace("_", "-")
+            if underscored in KNOWN_KEYS:
+                hint = f" (did you mean `{underscored}`?)"
+            raise ConfigError(
+                f"{path}: {where}: unknown key `{key}`{hint}; known keys: {', '.join(KNOWN_KEYS)}"
+            )
+        if key in ("select", "ignore"):
+            codes = _codes(value, lambda p, k=key: fail(k, p))
+            if key == "select":
+                config.select = codes
+            else:
+                config.ignore = codes
+        elif key == "exclude":
+            config.exclude = _strings(value, lambda p: fail("exclude", p))
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise fail(key, 'expected a table of glob = ["CODE", ...]')
+            for pattern, codes in value.items():
+                config.per_file_ignores[pattern] = _codes(
+                    codes, lambda p, pat=pattern: fail(f'"{pat}"', p)
+                )
+        elif key == "target-cores":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise fail(key, f"expected a positive integer, got {value!r}")
+            config.target_cores = value
+        elif key == "min-items":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise fail(key, f"expected a non-negative integer, got {value!r}")
+            config.min_items = value
+    return config
+
+
+def _strings(value: Any, fail) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list):
+        raise fail(f"expected a list of strings, got {value!r}")
+    for item in value:
+        if not isinstance(item, str):
+            raise fail(f"expected a list of strings, got {item!r} in the list")
+    return list(value)
+
+
+def _codes(value: Any, fail) -> list[str]:
+    codes = _strings(value, fail)
+    for code in codes:
+        if not codes_matching(code):
+            raise fail(f"unknown rule code `{code}`; run `amorsize-lint --explain` for the list")
+    return [c.strip().upper() for c in codes]
+
+
+def validate_selectors(selectors: Iterable[str], option: str) -> list[str]:
+    """Check ``--select``/``--ignore`` values given on the command line."""
+    result: list[str] = []
+    for item in selectors:
+        for code in (c.strip() for c in item.split(",")):
+            if not code:
+                continue
+            if not codes_matching(code):
+                raise ConfigError(
+                    f"{option}: unknown rule code `{code}`; "
+                    "run `amorsize-lint --explain` for the list"
+                )
+            result.append(code.upper())
+    return result
+
+
+def resolve_config(explicit: Path | None, paths: Iterable[Path]) -> Config:
+    """The configuration for this run: ``--config`` or the nearest file, else defaults."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"--config {explicit}: no such file")
+        return load_config(explicit)
+    first = next(iter(paths), Path("."))
+    found = find_config_file(first if first.exists() else Path("."))
+    if found is None:
+        return Config(root=Path.cwd())
+    return load_config(found)

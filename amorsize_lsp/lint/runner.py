@@ -1,0 +1,353 @@
+"""Lint files: read, prefilter, analyse, check rules, apply noqa and fixes.
+
+Files that the cheap textual prefilter rules out are never parsed. When more than
+:data:`PARALLEL_THRESHOLD` files remain they are analysed in a process pool: many
+cheap items, so large chunks (four per worker, our own AMZ001 advice) keep IPC low.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tokenize
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from amorsize_lsp.analysis.model import AnalysisError
+from amorsize_lsp.rules.amz006_cpu_bound_thread_pool import CODE as AMZ006
+from amorsize_lsp.rules.model import Applicability, Finding, RuleContext
+from amorsize_lsp.rules.noqa import filter_suppressed
+from amorsize_lsp.rules.registry import check_module
+
+#: Above this many files (after the prefilter), analyse them in a process pool.
+PARALLEL_THRESHOLD = 32
+#: Re-analyse and fix again at most this many times per file (fixes can overlap).
+MAX_FIX_ROUNDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """Why a file could not be analysed; reported as E999 in every format."""
+
+    path: str
+    message: str
+    line: int = 1
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a worker needs besides the file; picklable."""
+
+    target_cores: int
+    target_cores_origin: str
+    min_items: int = 50
+    gil_enabled: bool = True
+    fix: bool = False
+    unsafe_fixes: bool = False
+    show_callsites: bool = False
+    search_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    path: str
+    text: str
+    codes: frozenset[str]
+
+
+@dataclass(slots=True)
+class FileReport:
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: int = 0
+    error: FileError | None = None
+    callsites: list[dict[str, Any]] = field(default_factory=list)
+    #: Original and fixed text, when fixes changed the file.
+    original: str | None = None
+    fixed_text: str | None = None
+    fixed: Counter[str] = field(default_factory=Counter)
+    #: Fixes that were dropped because the result did not parse.
+    rejected: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+    analysed: bool = False
+
+
+@dataclass(slots=True)
+class LintResult:
+    reports: list[FileReport]
+    #: Files found (before the prefilter), for the summary and the exit code.
+    files_seen: int = 0
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.reports for f in r.findings]
+
+    @property
+    def errors(self) -> list[FileError]:
+        return [r.error for r in self.reports if r.error is not None]
+
+    @property
+    def fixed(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for report in self.reports:
+            total.update(report.fixed)
+        return total
+
+    @property
+    def nothing_analysed(self) -> bool:
+        """True when there were files but every one failed to read or parse."""
+        return (
+            bool(self.errors)
+            and not any(r.error is None for r in self.reports)
+            and self.files_seen == len(self.errors)
+        )
+
+
+def usable_cores() -> int:
+    """This machine's usable cores (affinity and cgroup quota) from the engine."""
+    try:
+        from amorsize_lsp.engine.system import usable_cores as engine_cores
+    except ImportError:  # the engine's system profile is optional for linting
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    return max(1, int(engine_cores()))
+
+
+def decode_source(data: bytes, path: str) -> tuple[str, str]:
+    """Decode like Python does (BOM, coding cookie, else UTF-8); FileError if impossible."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise _Undecodable(FileError(path, f"invalid encoding declaration: {exc}")) from exc
+    try:
+        return data.decode(encoding), encoding
+    except (UnicodeDecodeError, LookupError) as exc:
+        offset = getattr(exc, "start", 0)
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1)
+        detail = (
+            f"byte 0x{data[offset]:02x} at line {line} is not valid {encoding}"
+            if isinstance(exc, UnicodeDecodeError)
+            else f"unknown encoding {encoding}"
+        )
+        message = (
+            f"cannot decode file: {detail}; save it as UTF-8 or declare its encoding "
+            "in a coding comment"
+        )
+        raise _Undecodable(FileError(path, message, line, column)) from exc
+
+
+class _Undecodable(Exception):
+    def __init__(self, error: FileError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _rule_context(job: Job, text: str, settings: Settings) -> RuleContext:
+    return RuleContext(
+        source=text,
+        path=job.path,
+        target_cores=settings.target_cores,
+        target_cores_origin=settings.target_cores_origin,
+        min_items=settings.min_items,
+        gil_enabled=settings.gil_enabled,
+    )
+
+
+def _check(job: Job, text: str, settings: Settings):
+    """Analyse ``text`` and run the selected rules: (kept, suppressed, analysis)."""
+    from amorsize_lsp.analysis.driver import analyze_source
+
+    needs_complexity = settings.show_callsites or AMZ006 in job.codes
+    analysis = analyze_source(
+        text, job.path, search_path=settings.search_path, complexity=needs_complexity
+    )
+    findings = check_module(analysis, _rule_context(job, text, settings), job.codes)
+    kept, suppressed = filter_suppressed(findings, text)
+    return kept, suppressed, analysis
+
+
+def _applicable(finding: Finding, settings: Settings) -> bool:
+    fix = finding.fix
+    if fix is None or not fix.edits:
+        return False
+    if fix.applicability is Applicability.SAFE:
+        return True
+    return settings.unsafe_fixes and fix.applicability is Applicability.UNSAFE
+
+
+def _edit_range(edit) -> tuple[tuple[int, int], tuple[int, int]]:
+    s = edit.span
+    return (s.line, s.column), (s.end_line, s.end_column)
+
+
+def _overlaps(a, b) -> bool:
+    (a0, a1), (b0, b1) = _edit_range(a), _edit_range(b)
+    return not (a1 <= b0 or b1 <= a0) or a0 == b0
+
+
+def _parses(text: str) -> bool:
+    import libcst
+
+    try:
+        libcst.parse_module(text)
+    except Exception:  # libcst raises ParserSyntaxError and, rarely, others
+        return False
+    return True
+
+
+def _apply(text: str, findings: Sequence[Finding]) -> str:
+    from amorsize_lsp.analysis.edits import apply_edits
+
+    edits = [e for f in findings for e in f.fix.edits]  # type: ignore[union-attr]
+    return apply_edits(text, edits)
+
+
+def _fix_loop(job: Job, text: str, kept: list[Finding], settings: Settings, report: FileReport):
+    """Apply fixes until none applies; every intermediate text must parse."""
+    rejected: set[tuple[str, int, int]] = set()
+    current = text
+    for _ in range(MAX_FIX_ROUNDS):
+        candidates = [
+            f
+            for f in kept
+            if _applicable(f, settings) and (f.code, f.span.line, f.span.column) not in rejected
+        ]
+        if not candidates:
+            break
+        chosen: list[Finding] = []
+        for finding in sorted(candidates, key=Finding.sort_key):
+            edits = finding.fix.edits  # type: ignore[union-attr]
+            if any(_overlaps(e, c) for e in edits for f in chosen for c in f.fix.edits):  # type: ignore[union-attr]
+                continue
+            chosen.append(finding)
+        new_text = _apply(current, chosen)
+        if not _parses(new_text):
+            # Find the culprits one by one; apply only the fixes that keep it parseable.
+            good: list[Finding] = []
+            for finding in chosen:
+                if _parses(_apply(current, [*good, finding])):
+                    good.append(finding)
+                else:
+                    rejected.add((finding.code, finding.span.line, finding.span.column))
+                    report.rejected.append(
+                        f"{job.path}:{finding.span.line}:{finding.span.column + 1}: "
+                        f"{finding.code} fix not applied: the result would not parse"
+                    )
+            chosen = good
+            new_text = _apply(current, chosen) if chosen else current
+        if new_text == current:
+            break
+        report.fixed.update(f.code for f in chosen)
+        current = new_text
+        try:
+            kept, suppressed, _ = _check(job, current, settings)
+        except AnalysisError:  # cannot happen for text that parses; keep the last good one
+            break
+        report.suppressed = len(suppressed)
+    if current != text:
+        report.original = text
+        report.fixed_text = current
+    report.findings = kept
+
+
+def process_file(job: Job, settings: Settings) -> FileReport:
+    """Analyse one decoded file; never raises for bad input."""
+    report = FileReport(path=job.path)
+    try:
+        kept, suppressed, analysis = _check(job, job.text, settings)
+    except AnalysisError as exc:
+        report.error = FileError(job.path, exc.message, exc.line, exc.column)
+        return report
+    except RecursionError:
+        report.error = FileError(job.path, "file is too deeply nested to analyse")
+        return report
+    except Exception as exc:  # an analyser bug must not hide other files' results
+        report.error = FileError(
+            job.path,
+            f"internal error while analysing: {type(exc).__name__}: {exc}; "
+            "please report this with the file",
+        )
+        return report
+    report.analysed = True
+    report.suppressed = len(suppressed)
+    if settings.show_callsites:
+        report.callsites = [site.to_json() for site in analysis.callsites]
+    if settings.fix and any(_applicable(f, settings) for f in kept):
+        _fix_loop(job, job.text, kept, settings, report)
+    else:
+        report.findings = kept
+    return report
+
+
+def run_jobs(jobs: list[Job], settings: Settings, workers: int | None = None) -> list[FileReport]:
+    """Analyse jobs serially, or in a process pool when there are many."""
+    if workers is None:
+        workers = usable_cores()
+    work = partial(process_file, settings=settings)
+    if len(jobs) <= PARALLEL_THRESHOLD or workers < 2:
+        return [work(job) for job in jobs]
+    # Largest files first so the last chunks are the cheap ones; 4 chunks per worker.
+    ordered = sorted(jobs, key=lambda j: len(j.text), reverse=True)
+    chunksize = max(1, math.ceil(len(ordered) / (4 * workers)))
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        return list(executor.map(work, ordered, chunksize=chunksize))
+
+
+def lint(
+    files: Iterable[tuple[Path, str, frozenset[str]]],
+    settings: Settings,
+    *,
+    encodings: dict[str, str] | None = None,
+) -> LintResult:
+    """Lint ``(path, display path, enabled codes)`` triples."""
+    reports: list[FileReport] = []
+    jobs: list[Job] = []
+    seen = 0
+    file_encodings: dict[str, str] = {}
+    for path, display, codes in files:
+        seen += 1
+        prepared = prepare(path, display, codes, file_encodings)
+        if prepared is None:
+            continue
+        if isinstance(prepared, FileReport):
+            reports.append(prepared)
+        else:
+            jobs.append(prepared)
+    for report in run_jobs(jobs, settings):
+        report.encoding = file_encodings.get(report.path, "utf-8")
+        reports.append(report)
+    reports.sort(key=lambda r: r.path)
+    if encodings is not None:
+        encodings.update(file_encodings)
+    return LintResult(reports, files_seen=seen)
+
+
+def prepare(
+    path: Path, display: str, codes: frozenset[str], encodings: dict[str, str]
+) -> Job | FileReport | None:
+    """Read and decode a file; None when the prefilter rules out every call site."""
+    from amorsize_lsp.analysis.driver import may_contain_callsites
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return FileReport(display, error=FileError(display, f"cannot read file: {reason}"))
+    try:
+        text, encoding = decode_source(data, display)
+    except _Undecodable as exc:
+        return FileReport(display, error=exc.error)
+    if not may_contain_callsites(text):
+        return None
+    encodings[display] = encoding
+    return Job(display, text, codes)

@@ -1,0 +1,66 @@
+"""Small helpers that quote source text in rule messages."""
+
+from __future__ import annotations
+
+from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL, Span
+
+_FRIENDLY = {
+    "multiprocessing.pool.Pool": "multiprocessing Pool",
+    "torch.multiprocessing.Pool": "torch.multiprocessing Pool",
+    "multiprocessing.pool.ThreadPool": "ThreadPool",
+    "concurrent.futures.ProcessPoolExecutor": "ProcessPoolExecutor",
+    "concurrent.futures.ThreadPoolExecutor": "ThreadPoolExecutor",
+}
+
+
+def line_starts(source: str) -> list[int]:
+    """Offset of the start of each line; lines end at ``\\n`` only, as in libcst."""
+    starts = [0]
+    find = source.find
+    i = find("\n")
+    while i != -1:
+        starts.append(i + 1)
+        i = find("\n", i + 1)
+    return starts
+
+
+def offset_of(source: str, starts: list[int], line: int, column: int) -> int:
+    """Offset of a (1-based line, 0-based column) position, clamped to the source."""
+    if line > len(starts):
+        return len(source)
+    return min(starts[line - 1] + column, len(source))
+
+
+def text_at(source: str, span: Span) -> str:
+    """The source text covered by ``span`` (code-point columns, end exclusive)."""
+    starts = line_starts(source)
+    begin = offset_of(source, starts, span.line, span.column)
+    end = offset_of(source, starts, span.end_line, span.end_column)
+    return source[begin:end]
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """One-line, bounded quote of source text for a message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def callee(source: str, span: Span) -> str:
+    """``pool.imap`` for a call ``pool.imap(f, xs)``: what the user calls."""
+    text = text_at(source, span)
+    head = text.split("(", 1)[0]
+    return shorten("".join(head.split()), 40) or "the call"
+
+
+def friendly_executor(executor: str | None) -> str:
+    if executor is None:
+        return "an unknown pool"
+    return _FRIENDLY.get(executor, executor)
+
+
+def is_process_kind(kind: str | None) -> bool:
+    return kind in (PROCESS_POOL, PROCESS_EXECUTOR)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,91 @@
+"""What a rule reports: findings with optional fixes, shared by the CLI and the server.
+
+Positions are the analysis's own (:class:`~amorsize_lsp.analysis.model.Span`): 1-based
+lines, 0-based code-point columns, end exclusive. Presentation layers convert: the
+CLI's JSON, SARIF and text add 1 to columns; the language server goes through its
+position codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from amorsize_lsp.analysis.model import CallSite, Span
+
+if TYPE_CHECKING:
+    from amorsize_lsp.analysis.edits import TextEdit
+
+
+class Severity(str, Enum):
+    """How bad a finding is: ``error`` breaks at run time, ``warning`` costs speed or leaks."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Applicability(str, Enum):
+    """Whether a fix may be applied without review (ruff's vocabulary)."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+    DISPLAY_ONLY = "display-only"
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """Text edits that resolve a finding, and how safe they are to apply unattended."""
+
+    applicability: Applicability
+    message: str
+    edits: tuple[TextEdit, ...]
+
+    @property
+    def is_safe(self) -> bool:
+        return self.applicability is Applicability.SAFE
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule violation at one place in one file."""
+
+    code: str
+    name: str
+    message: str
+    path: str
+    span: Span
+    severity: Severity = Severity.WARNING
+    fix: Fix | None = None
+
+    @property
+    def line(self) -> int:
+        """The line a ``# noqa`` comment must be on to suppress this finding."""
+        return self.span.line
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.span.line, self.span.column, self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """Everything a rule may consult besides the module's analysis.
+
+    ``recommend`` is the hook for the engine: given a call site it returns a
+    recommendation (an object with an integer ``chunksize`` and ``workers``) or None.
+    The AMZ1xx recommendation rules and the AMZ001 fix use it when present.
+    """
+
+    source: str
+    path: str
+    #: Usable cores of the machine the code will run on (config or this machine).
+    target_cores: int
+    #: Where ``target_cores`` came from, for messages ("target-cores in pyproject.toml").
+    target_cores_origin: str = "this machine's usable cores"
+    #: AMZ001 does not flag iterables statically known to be shorter than this.
+    min_items: int = 50
+    #: Whether the running interpreter serialises threads with a GIL (AMZ006).
+    gil_enabled: bool = True
+    recommend: Callable[[CallSite], Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
