@@ -1,0 +1,492 @@
+"""Find pool-map call sites and pool constructors in one module.
+
+``find_callsites(source, path)`` is the entry point the rules, the CLI and the
+server use (through ``driver.analyze_source``, which adds complexity). Only the
+calls on a resolved pool, or pool-only method names on an unknown receiver,
+are reported: an unresolved ``.map`` is far too common elsewhere (pandas).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+
+from .model import (
+    EXECUTOR_KINDS,
+    POOL_METHODS,
+    POOL_SPECIFIC_METHODS,
+    PROCESS_EXECUTOR,
+    THREAD_EXECUTOR,
+    AnalysisError,
+    CallSite,
+    FunctionKind,
+    FunctionRef,
+    ModuleAnalysis,
+    PoolConstructor,
+    Span,
+)
+from .positions import node_spans
+from .resolve import BUILTIN_NAMES, PARTIALS, Resolver, Value, lookup
+from .scopes import CallRecord, Scope, ScopeBuilder
+from .statements import parse_statement, select, split_statements
+
+MAX_LENGTH = 10**12
+EXECUTOR_CLASSES = frozenset(
+    c for c, k in EXECUTOR_KINDS.items() if k in (PROCESS_EXECUTOR, THREAD_EXECUTOR)
+)
+
+
+def _positional(call: cst.Call) -> list[cst.Arg]:
+    out = []
+    for arg in call.args:
+        if arg.keyword is not None or arg.star:
+            break
+        out.append(arg)
+    return out
+
+
+def _argument(call: cst.Call, index: int | None, *keywords: str) -> cst.Arg | None:
+    """The argument at positional ``index`` (None: keyword-only) or named ``keywords``."""
+    if index is not None:
+        positional = _positional(call)
+        if index < len(positional):
+            return positional[index]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in keywords:
+            return arg
+    return None
+
+
+@dataclass(eq=False)
+class Unit:
+    """A parsed piece of the module: the whole module, or one top-level statement."""
+
+    module: cst.Module
+    line_offset: int
+    first_index: int
+
+
+#: Code generation of single nodes needs a module only for its defaults.
+_CODEGEN = cst.Module(body=[])
+
+
+class _ModuleScan:
+    """State shared while scanning one module: the resolver and static evaluation."""
+
+    def __init__(self, parts: Sequence[Unit | tuple[str, str]], path: str) -> None:
+        self.module = _CODEGEN
+        self.path = path
+        self.builder = ScopeBuilder()
+        for part in parts:
+            if isinstance(part, Unit):
+                self.builder.add_unit(part.module, part, part.first_index)
+            else:
+                self.builder.add_stub(*part)
+        self.resolver = Resolver()
+
+    # -- static values -------------------------------------------------------
+    def const_int(
+        self, expr: cst.BaseExpression, scope: Scope, order: int, depth: int = 0
+    ) -> int | None:
+        if depth > 20:
+            return None
+        if isinstance(expr, cst.Integer):
+            return int(expr.evaluated_value)
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+            v = self.const_int(expr.expression, scope, order, depth + 1)
+            return -v if v is not None else None
+        if isinstance(expr, cst.BinaryOperation):
+            a = self.const_int(expr.left, scope, order, depth + 1)
+            b = self.const_int(expr.right, scope, order, depth + 1)
+            if a is None or b is None:
+                return None
+            return _arith(expr.operator, a, b)
+        if isinstance(expr, cst.Name):
+            b = lookup(expr.value, scope, order)
+            if b is not None and b.kind == "assign" and isinstance(b.value, cst.BaseExpression):
+                return self.const_int(b.value, b.scope, b.order, depth + 1)
+        return None
+
+    def length(
+        self, expr: cst.BaseExpression, scope: Scope, order: int, depth: int = 0
+    ) -> int | None:
+        """Number of items ``expr`` yields, when it is statically known."""
+        if depth > 20:
+            return None
+        if isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+            if any(isinstance(e, cst.StarredElement) for e in expr.elements):
+                return None
+            return len(expr.elements)
+        if isinstance(expr, cst.Dict):
+            if any(isinstance(e, cst.StarredDictElement) for e in expr.elements):
+                return None
+            return len(expr.elements)
+        if isinstance(expr, cst.SimpleString):
+            value = expr.evaluated_value
+            return len(value)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+            for seq, count in ((expr.left, expr.right), (expr.right, expr.left)):
+                n = self.length(seq, scope, order, depth + 1)
+                k = self.const_int(count, scope, order, depth + 1)
+                if n is not None and k is not None:
+                    return max(0, n * k)
+            return None
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+            a = self.length(expr.left, scope, order, depth + 1)
+            b = self.length(expr.right, scope, order, depth + 1)
+            return a + b if a is not None and b is not None else None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+            callee = self.resolver.value(expr.func, scope, order)
+            if callee.kind != "builtin":
+                return None
+            args = [a.value for a in expr.args if a.keyword is None and not a.star]
+            if len(args) != len(expr.args):
+                return None
+            if callee.path == "range" and 1 <= len(args) <= 3:
+                ints = [self.const_int(a, scope, order, depth + 1) for a in args]
+                if any(i is None for i in ints) or (len(ints) == 3 and ints[2] == 0):
+                    return None
+                if any(abs(i) > MAX_LENGTH for i in ints):  # type: ignore[arg-type]
+                    return None
+                return len(range(*ints))  # type: ignore[arg-type]
+            if callee.path in ("list", "tuple", "iter", "reversed", "sorted") and len(args) == 1:
+                return self.length(args[0], scope, order, depth + 1)
+            return None
+        if isinstance(expr, cst.Name):
+            b = lookup(expr.value, scope, order)
+            if b is not None and b.kind == "assign" and isinstance(b.value, cst.BaseExpression):
+                return self.length(b.value, b.scope, b.order, depth + 1)
+        return None
+
+    # -- the mapped function -------------------------------------------------
+    def function_ref(
+        self, expr: cst.BaseExpression, scope: Scope, order: int, depth: int = 0
+    ) -> FunctionRef:
+        text = self.module.code_for_node(expr).strip()
+        kind, qualname, wrapped = self._classify(expr, scope, order, depth)
+        return FunctionRef(text=text, kind=kind, qualname=qualname, wrapped=wrapped)
+
+    def _classify(
+        self, expr: cst.BaseExpression, scope: Scope, order: int, depth: int
+    ) -> tuple[FunctionKind, str | None, FunctionRef | None]:
+        if depth > 10:
+            return FunctionKind.UNKNOWN, None, None
+        if isinstance(expr, cst.Lambda):
+            return FunctionKind.LAMBDA, None, None
+        if isinstance(expr, cst.Call):
+            callee = self.resolver.value(expr.func, scope, order)
+            if callee.kind == "dotted" and callee.path in PARTIALS and expr.args:
+                inner = self.function_ref(expr.args[0].value, scope, order, depth + 1)
+                return FunctionKind.PARTIAL, inner.qualname, inner
+            return FunctionKind.UNKNOWN, None, None
+        if isinstance(expr, cst.Name):
+            b = lookup(expr.value, scope, order)
+            if b is None:
+                if expr.value in BUILTIN_NAMES:
+                    return FunctionKind.BUILTIN, expr.value, None
+                return FunctionKind.UNKNOWN, None, None
+            if b.kind in ("def", "class"):
+                inner = b.extra
+                qual = inner.qualname if isinstance(inner, Scope) else expr.value
+                outer = b.scope
+                nested = outer is not None and outer.kind in ("function", "lambda")
+                return (FunctionKind.NESTED_DEF if nested else FunctionKind.MODULE_DEF), qual, None
+            if b.kind in ("import", "from") and isinstance(b.value, str):
+                return _imported_kind(b.value), b.value, None
+            if b.kind == "assign" and isinstance(b.value, cst.BaseExpression):
+                return self._classify(b.value, b.scope, b.order, depth + 1)
+            return FunctionKind.UNKNOWN, None, None
+        if isinstance(expr, cst.Attribute):
+            base = self.resolver.value(expr.value, scope, order)
+            attr = expr.attr.value
+            if base.kind == "self" and base.scope is not None:
+                cls = base.scope
+                return self._method_kind(cls, attr, default=FunctionKind.BOUND_METHOD)
+            if base.kind == "local_class" and base.binding is not None:
+                cls = base.binding.extra
+                if isinstance(cls, Scope):
+                    return self._method_kind(cls, attr, default=FunctionKind.STATICMETHOD)
+            if base.kind == "dotted" and base.path:
+                path = f"{base.path}.{attr}"
+                return _imported_kind(path), path, None
+            if base.kind in ("builtin", "other"):
+                return FunctionKind.BUILTIN, self.module.code_for_node(expr).strip(), None
+            return FunctionKind.BOUND_METHOD, None, None
+        return FunctionKind.UNKNOWN, None, None
+
+    @staticmethod
+    def _method_kind(
+        cls: Scope, attr: str, default: FunctionKind
+    ) -> tuple[FunctionKind, str | None, None]:
+        qual = f"{cls.qualname}.{attr}"
+        for b in cls.bindings.get(attr, []):
+            inner = b.extra
+            if b.kind == "def" and isinstance(inner, Scope):
+                if inner.is_staticmethod:
+                    return FunctionKind.STATICMETHOD, qual, None
+                return default, qual, None
+        return default, qual, None
+
+    # -- the scan ------------------------------------------------------------
+    def scan(self) -> ModuleAnalysis:
+        ctor_records: dict[int, tuple[CallRecord, Value]] = {}
+        site_records: list[tuple[CallRecord, Value | None]] = []
+        for rec in self.builder.calls:
+            callee = self.resolver.value(rec.node.func, rec.scope, rec.order)
+            if callee.kind == "pool_class" or (callee.kind == "local_class" and callee.executor):
+                ctor_records[id(rec.node)] = (
+                    rec,
+                    self.resolver.value(rec.node, rec.scope, rec.order),
+                )
+                continue
+            func = rec.node.func
+            if not isinstance(func, cst.Attribute) or func.attr.value not in POOL_METHODS:
+                continue
+            receiver = self.resolver.value(func.value, rec.scope, rec.order)
+            method = func.attr.value
+            if receiver.kind == "pool" or (receiver.kind == "self" and receiver.executor):
+                if receiver.executor in EXECUTOR_CLASSES and method != "map":
+                    continue
+                site_records.append((rec, receiver))
+            elif receiver.kind in ("unknown", "dotted") and method in POOL_SPECIFIC_METHODS:
+                if receiver.kind == "dotted" and _is_known_module(receiver.path):
+                    continue
+                site_records.append((rec, None))
+
+        wanted: list[tuple[Unit, cst.CSTNode]] = []
+        for rec, value in ctor_records.values():
+            wanted.append((rec.unit, rec.node))
+            workers = self._workers_arg(rec.node, value.executor)
+            if workers is not None:
+                wanted.append((rec.unit, workers.value))
+        arg_cache: list[tuple[CallRecord, Value | None, dict[str, cst.Arg | None]]] = []
+        for rec, receiver in site_records:
+            args = self._site_args(rec.node, receiver.executor if receiver else None)
+            arg_cache.append((rec, receiver, args))
+            wanted.append((rec.unit, rec.node))
+            wanted.extend((rec.unit, a.value) for a in args.values() if a is not None)
+        spans = self._spans(wanted)
+
+        constructors: dict[int, PoolConstructor] = {}
+        for key, (rec, value) in ctor_records.items():
+            constructors[key] = self._constructor(rec, value, spans)
+        sites = [self._site(rec, recv, args, spans, constructors) for rec, recv, args in arg_cache]
+        sites.sort(key=lambda s: (s.span.line, s.span.column))
+        ctors = sorted(constructors.values(), key=lambda c: (c.span.line, c.span.column))
+        return ModuleAnalysis(path=self.path, callsites=sites, constructors=ctors)
+
+    @staticmethod
+    def _spans(wanted: list[tuple[Unit, cst.CSTNode]]) -> dict[int, Span]:
+        by_unit: dict[int, tuple[Unit, list[cst.CSTNode]]] = {}
+        for unit, node in wanted:
+            by_unit.setdefault(id(unit), (unit, []))[1].append(node)
+        spans: dict[int, Span] = {}
+        for unit, nodes in by_unit.values():
+            k = unit.line_offset
+            for key, sp in node_spans(unit.module, nodes).items():
+                spans[key] = Span(sp.line + k, sp.column, sp.end_line + k, sp.end_column)
+        return spans
+
+    @staticmethod
+    def _workers_arg(call: cst.Call, executor: str | None) -> cst.Arg | None:
+        if executor in EXECUTOR_CLASSES:
+            return _argument(call, 0, "max_workers")
+        return _argument(call, 0, "processes")
+
+    @staticmethod
+    def _site_args(call: cst.Call, executor: str | None) -> dict[str, cst.Arg | None]:
+        is_executor = executor in EXECUTOR_CLASSES
+        return {
+            "function": _argument(call, 0, "func", "fn"),
+            "iterable": _argument(call, 1, "iterable"),
+            "chunksize": _argument(call, None if is_executor else 2, "chunksize"),
+        }
+
+    def _text(self, node: cst.CSTNode | None) -> str | None:
+        return self.module.code_for_node(node).strip() if node is not None else None
+
+    def _constructor(
+        self, rec: CallRecord, value: Value, spans: dict[int, Span]
+    ) -> PoolConstructor:
+        executor = value.executor or "multiprocessing.pool.Pool"
+        workers = self._workers_arg(rec.node, executor)
+        closed = rec.with_managed
+        scope = rec.scope
+        while scope.kind == "comprehension" and scope.parent is not None:
+            scope = scope.parent
+        if rec.bound_name and rec.bound_name in scope.closed_names:
+            closed = True
+        if rec.bound_self_attr and (cls := scope.enclosing_class) is not None:
+            closed = closed or rec.bound_self_attr in cls.self_closed
+        return PoolConstructor(
+            executor=executor,
+            span=spans[id(rec.node)],
+            start_method=value.start_method,
+            workers=self._text(workers.value) if workers else None,
+            workers_span=spans.get(id(workers.value)) if workers else None,
+            workers_value=self.const_int(workers.value, rec.scope, rec.order) if workers else None,
+            in_loop=rec.in_loop,
+            main_guarded=rec.main_guarded,
+            module_level=rec.module_level,
+            closed=closed,
+            bound_name=rec.bound_name
+            or (f"self.{rec.bound_self_attr}" if rec.bound_self_attr else None),
+            context_managed=rec.with_managed,
+            statement_index=rec.statement_index,
+        )
+
+    def _site(
+        self,
+        rec: CallRecord,
+        receiver: Value | None,
+        args: dict[str, cst.Arg | None],
+        spans: dict[int, Span],
+        constructors: dict[int, PoolConstructor],
+    ) -> CallSite:
+        func = rec.node.func
+        assert isinstance(func, cst.Attribute)
+        fn_arg, it_arg, cs_arg = args["function"], args["iterable"], args["chunksize"]
+        if fn_arg is not None:
+            ref = self.function_ref(fn_arg.value, rec.scope, rec.order)
+            ref = FunctionRef(
+                ref.text, ref.kind, ref.qualname, ref.wrapped, spans.get(id(fn_arg.value))
+            )
+        else:
+            ref = FunctionRef(text="", kind=FunctionKind.UNKNOWN)
+        ctor = (
+            constructors.get(id(receiver.ctor)) if receiver and receiver.ctor is not None else None
+        )
+        return CallSite(
+            path=self.path,
+            span=spans[id(rec.node)],
+            method=func.attr.value,
+            executor=receiver.executor if receiver else None,
+            function=ref,
+            start_method=receiver.start_method if receiver else None,
+            iterable=self._text(it_arg.value) if it_arg else None,
+            iterable_span=spans.get(id(it_arg.value)) if it_arg else None,
+            length=self.length(it_arg.value, rec.scope, rec.order) if it_arg else None,
+            chunksize=self._text(cs_arg.value) if cs_arg else None,
+            chunksize_span=spans.get(id(cs_arg.value)) if cs_arg else None,
+            chunksize_value=self.const_int(cs_arg.value, rec.scope, rec.order) if cs_arg else None,
+            chunksize_style=(
+                None
+                if cs_arg is None
+                else ("keyword" if cs_arg.keyword is not None else "positional")
+            ),
+            constructor=ctor,
+        )
+
+
+def _arith(op: cst.BaseBinaryOp, a: int, b: int) -> int | None:
+    try:
+        if isinstance(op, cst.Add):
+            r = a + b
+        elif isinstance(op, cst.Subtract):
+            r = a - b
+        elif isinstance(op, cst.Multiply):
+            r = a * b
+        elif isinstance(op, cst.FloorDivide):
+            r = a // b
+        elif isinstance(op, cst.Modulo):
+            r = a % b
+        elif isinstance(op, cst.Power):
+            if b < 0 or b > 64 or abs(a) > 2**20:
+                return None
+            r = a**b
+        else:
+            return None
+    except ZeroDivisionError:
+        return None
+    return r if abs(r) <= MAX_LENGTH else None
+
+
+def _imported_kind(path: str) -> FunctionKind:
+    top = path.split(".")[0]
+    if top in sys.builtin_module_names or top == "builtins":
+        return FunctionKind.BUILTIN
+    return FunctionKind.IMPORTED
+
+
+_KNOWN_NON_POOL_MODULES = frozenset({"itertools", "builtins", "operator", "functools"})
+
+
+def _is_known_module(path: str | None) -> bool:
+    return path is not None and path.split(".")[0] in _KNOWN_NON_POOL_MODULES
+
+
+def parse(source: str, path: str) -> cst.Module:
+    """Parse ``source`` with libcst, turning any parser failure into ``AnalysisError``."""
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise AnalysisError(
+            path, f"syntax error: {exc.message}", exc.raw_line, max(exc.raw_column, 0)
+        ) from None
+    except RecursionError:
+        raise AnalysisError(path, "source is nested too deeply to parse") from None
+    except Exception as exc:  # the native parser reports some failures untyped
+        raise AnalysisError(path, f"cannot parse: {exc}".splitlines()[0]) from None
+
+
+def _plan(source: str, path: str) -> list[Unit | tuple[str, str]]:
+    """What to parse with libcst: selected statements, or the whole module as a fallback."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        # CPython's parser may be older than the code (3.12 syntax on 3.11):
+        # libcst decides, and CPython's message is kept for real syntax errors.
+        try:
+            return [Unit(parse(source, path), 0, 0)]
+        except AnalysisError:
+            if isinstance(exc, SyntaxError):
+                raise AnalysisError(
+                    path, f"syntax error: {exc.msg}", exc.lineno or 1, max((exc.offset or 1) - 1, 0)
+                ) from None
+            raise
+    groups = split_statements(source, tree)
+    select(groups)
+    parts: list[Unit | tuple[str, str]] = []
+    used: set[int] = set()
+    for g in groups:
+        if g.mode == "stub":
+            parts.extend(g.stubs)
+        elif g.mode == "full":
+            try:
+                module = parse_statement(g.text)
+                if id(module) in used:  # the same text twice: nodes must be distinct
+                    module = cst.parse_module(g.text)
+            except cst.ParserSyntaxError as exc:
+                raise AnalysisError(
+                    path,
+                    f"syntax error: {exc.message}",
+                    exc.raw_line + g.first_line - 1,
+                    max(exc.raw_column, 0),
+                ) from None
+            except Exception as exc:  # the native parser reports some failures untyped
+                raise AnalysisError(
+                    path, f"cannot parse: {exc}".splitlines()[0], g.first_line
+                ) from None
+            used.add(id(module))
+            parts.append(Unit(module, g.first_line - 1, g.index))
+    return parts
+
+
+def analyze_text(source: str, path: str) -> ModuleAnalysis:
+    """Call sites and constructors of ``source``; raises ``AnalysisError`` on bad input."""
+    try:
+        return _ModuleScan(_plan(source, path), path).scan()
+    except RecursionError:
+        raise AnalysisError(path, "source is nested too deeply to analyse") from None
+
+
+def find_callsites(source: str, path: str) -> list[CallSite]:
+    """Every pool-map call site in ``source`` (no complexity: see ``driver``)."""
+    return analyze_text(source, path).callsites
+
+
+__all__: Sequence[str] = ("analyze_text", "find_callsites", "parse")

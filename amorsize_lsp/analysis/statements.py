@@ -1,0 +1,155 @@
+"""Split a module into top-level statements and choose which ones libcst must parse.
+
+libcst parses about ten times slower than CPython's own parser, and most of a
+module cannot hold a pool. So CPython's ``ast`` splits the module into its
+top-level statements (the same units as libcst's ``Module.body``), and only the
+statements that matter are parsed with libcst, each on its own and cached by
+its text, so that an editor re-parses only the statements that changed:
+
+- *relevant* statements, which may hold a pool constructor or a map call: their
+  text names a ``Pool`` class, ``get_context`` or a pool-only method, or uses a
+  name that another relevant statement binds (``P = mp.Pool``, a helper that
+  returns a pool, a pool subclass), to a fixpoint;
+- the imports and assignments that bind names the parsed statements use, so
+  that names resolve;
+- for any other def or class that a parsed statement names, only a stub binding
+  (its name and kind), which is all resolution needs of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_POOL_TEXT = re.compile(
+    r"Pool|get_context|\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
+)
+_CACHE_SIZE = 4096
+_cache: OrderedDict[str, cst.Module] = OrderedDict()
+
+
+@dataclass(eq=False)
+class Statement:
+    """One top-level statement (a libcst ``Module.body`` entry) and what it needs."""
+
+    index: int
+    first_line: int
+    last_line: int
+    text: str
+    nodes: list[ast.stmt]
+    words: frozenset[str] = frozenset()
+    binds: frozenset[str] = frozenset()
+    #: "full" (parse with libcst), "stub" (bind names only) or "" (skip).
+    mode: str = ""
+    module: cst.Module | None = None
+    stubs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_statement(text: str) -> cst.Module:
+    """libcst parse of one statement's text, memoised by text (LRU)."""
+    module = _cache.get(text)
+    if module is not None:
+        _cache.move_to_end(text)
+        return module
+    module = cst.parse_module(text)
+    _cache[text] = module
+    if len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+    return module
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None) or []
+    return min([node.lineno, *(d.lineno for d in decorators)])
+
+
+def split_statements(source: str, tree: ast.Module) -> list[Statement]:
+    """Group ``tree``'s statements the way libcst does (``a; b`` is one line)."""
+    lines = _LINE_BREAK.split(source)
+    groups: list[Statement] = []
+    for node in tree.body:
+        first, last = _first_line(node), node.end_lineno or node.lineno
+        if groups and first <= groups[-1].last_line:
+            groups[-1].last_line = max(groups[-1].last_line, last)
+            groups[-1].nodes.append(node)
+            continue
+        groups.append(Statement(len(groups), first, last, "", [node]))
+    for g in groups:
+        g.text = "\n".join(lines[g.first_line - 1 : g.last_line]) + "\n"
+        g.words = frozenset(_WORD.findall(g.text))
+        g.binds = frozenset(_bound_names(g.nodes))
+    return groups
+
+
+def _bound_names(nodes: list[ast.stmt]) -> set[str]:
+    """Names a top-level statement binds in module scope (not inside defs)."""
+    out: set[str] = set()
+    stack: list[ast.AST] = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                out.add((alias.asname or alias.name).split(".")[0])
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _is_definition(g: Statement) -> bool:
+    return all(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in g.nodes
+    )
+
+
+def select(groups: list[Statement]) -> None:
+    """Set each statement's ``mode``: parse it fully, bind stubs, or skip it."""
+    relevant = [_POOL_TEXT.search(g.text) is not None for g in groups]
+    tainted: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for i, g in enumerate(groups):
+            if relevant[i]:
+                if not g.binds <= tainted:
+                    tainted |= g.binds
+                    changed = True
+            elif g.words & tainted:
+                relevant[i] = True
+                changed = True
+    binders: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        for name in g.binds:
+            binders.setdefault(name, []).append(i)
+    pending = [i for i, r in enumerate(relevant) if r]
+    for i in pending:
+        groups[i].mode = "full"
+    while pending:
+        g = groups[pending.pop()]
+        for word in g.words:
+            for j in binders.get(word, ()):
+                h = groups[j]
+                if h.mode == "full":
+                    continue
+                if _is_definition(h):
+                    h.mode = "stub"
+                    h.stubs = [
+                        (n.name, "class" if isinstance(n, ast.ClassDef) else "def")
+                        for n in h.nodes
+                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    ]
+                else:
+                    h.mode = "full"
+                    pending.append(j)
