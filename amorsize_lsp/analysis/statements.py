@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from .resolve import STAR_EXPORTS
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POOL_TEXT = re.compile(
@@ -99,6 +101,9 @@ def _bound_names(nodes: list[ast.stmt]) -> set[str]:
         if isinstance(node, ast.Lambda):
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.ImportFrom) and node.names[0].name == "*":
+                out.update(STAR_EXPORTS.get(node.module or "", ()))
+                continue
             for alias in node.names:
                 out.add((alias.asname or alias.name).split(".")[0])
             continue
