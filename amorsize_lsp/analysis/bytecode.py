@@ -44,6 +44,8 @@ _NAME_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDE
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 #: ``await`` / ``yield from`` loops: backward jumps that are not user loops.
 _NOT_LOOPS = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
+#: 3.12 jumps back from ``CLEANUP_THROW`` to ``END_SEND`` when an ``await`` is thrown into.
+_AWAIT_MACHINERY = frozenset({"END_SEND"})
 _UNCONDITIONAL = frozenset(
     {
         "JUMP",
@@ -314,6 +316,7 @@ def _walk(
     local_imports = {**imports, **own_imports}
     first_arg = code.co_varnames[0] if code.co_argcount and code.co_varnames else None
     pending_comprehensions = 0
+    nested: dict[int, tuple[types.CodeType, int]] = {}  # id -> (code, deepest load site)
     prev = None
     for pos, instr in enumerate(ins):
         op = instr.opname
@@ -326,8 +329,9 @@ def _walk(
         elif isinstance(instr.argval, types.CodeType):
             if instr.argval.co_name in _COMPREHENSIONS:
                 pending_comprehensions += 1
-            depth_here = sum(1 for body in loops if pos in body)
-            _walk(instr.argval, outer_depth + depth_here, totals, local_imports)
+            depth_here = outer_depth + sum(1 for body in loops if pos in body)
+            seen = nested.get(id(instr.argval))
+            nested[id(instr.argval)] = (instr.argval, max(depth_here, seen[1] if seen else 0))
         elif op in _NAME_LOADS or (op.startswith("LOAD_FAST") and isinstance(instr.argval, str)):
             chain = _attribute_chain(ins, pos)
             scope = own_imports if op.startswith("LOAD_FAST") else local_imports
@@ -337,21 +341,21 @@ def _walk(
         if op not in _TRANSPARENT:
             prev = instr
     for const in code.co_consts:  # code objects the instruction stream never loaded
-        if isinstance(const, types.CodeType) and not _loaded(ins, const):
-            _walk(const, outer_depth, totals, local_imports)
-
-
-def _loaded(ins: list[dis.Instruction], const: types.CodeType) -> bool:
-    return any(i.argval is const for i in ins)
+        if isinstance(const, types.CodeType):
+            nested.setdefault(id(const), (const, outer_depth))
+    # Each nested code object once, even where the compiler duplicated its creation.
+    for sub, depth in nested.values():
+        _walk(sub, depth, totals, local_imports)
 
 
 def _loops(code: types.CodeType, ins: list[dis.Instruction], lines: list[str]) -> list[set[int]]:
     """The function's loops, each as the set of instruction indices in its body.
 
-    A backward jump is a loop only if it closes a cycle: its source is reachable from
-    its target. (3.12 places ``with`` and ``except`` exits at the end of the function
-    and jumps back to the normal path; those close no cycle.) The body is the natural
-    loop: the head plus what reaches the jump without passing the head. Jumps with
+    A backward jump closes a loop only if its target dominates it: every path from
+    the entry to the jump passes the target. (3.12 places ``with`` and ``except``
+    exits at the end of the function and jumps back to the normal path; those are
+    not loops.) The body is the natural loop: the head plus what reaches the jump
+    without passing the head. Jumps with
     the same head are one loop. A ``continue`` jump is a back edge of the loop it is
     in, not a loop of its own; in the control-flow graph of a ``while`` it looks like
     an enclosing loop, so it makes a loop only when no other loop holds it (a retry
@@ -360,7 +364,9 @@ def _loops(code: types.CodeType, ins: list[dis.Instruction], lines: list[str]) -
     back = [
         (head, jump)
         for jump, instr in enumerate(ins)
-        if _is_backward_jump(instr) and (head := _index_of(ins, instr.argval)) is not None
+        if _is_backward_jump(instr)
+        and (head := _index_of(ins, instr.argval)) is not None
+        and ins[head].opname not in _AWAIT_MACHINERY
     ]
     if not back:
         return []
@@ -370,13 +376,15 @@ def _loops(code: types.CodeType, ins: list[dis.Instruction], lines: list[str]) -
         for t in targets:
             pred[t].append(node)
     reach_cache: dict[int, set[int]] = {}
+    bypass: dict[int, set[int]] = {}
     loops: dict[int, set[int]] = {}
     continues: list[tuple[int, int]] = []
     for head, jump in back:
         if head not in reach_cache:
             reach_cache[head] = _reach(head, succ)
-        if jump not in reach_cache[head]:
-            continue
+            bypass[head] = _reach(0, succ, stop={head})
+        if jump != head and jump in bypass[head]:
+            continue  # the head does not dominate the jump: no loop goes round here
         if _is_continue(code, ins, jump, lines):
             continues.append((head, jump))
         else:
@@ -388,7 +396,13 @@ def _loops(code: types.CodeType, ins: list[dis.Instruction], lines: list[str]) -
         straight = _reach(head, succ, stop=back_jumps)
         if not any(h in straight and jump in reach_cache[h] for h in loops):
             loops.setdefault(head, {head}).update(_reach(jump, pred, stop={head}))
-    return list(loops.values())
+    # ``finally`` bodies (and, from 3.12, ``while`` tests) are compiled twice; a loop
+    # inside one appears twice with the same line and the same instructions.
+    unique: dict[tuple[object, ...], set[int]] = {}
+    for head, body in loops.items():
+        key = (_line_of(code, ins, head), *(ins[n].opname for n in sorted(body)))
+        unique.setdefault(key, body)
+    return list(unique.values())
 
 
 def _is_continue(
@@ -402,15 +416,24 @@ def _is_continue(
             return False
         line = _line(lines, positions.lineno).encode("utf-8")
         return line[positions.col_offset : positions.end_col_offset] == b"continue"
-    lineno = None
-    for offset, line_start in dis.findlinestarts(code):  # 3.10: the line only
-        if offset > instr.offset:
-            break
-        lineno = line_start
-    if lineno is None:
+    lineno = _line_of(code, ins, index)  # 3.10: the line only
+    if not isinstance(lineno, int):
         return False
     words = _line(lines, lineno).split("#", 1)[0].replace(":", " ").replace(";", " ").split()
     return "continue" in words
+
+
+def _line_of(code: types.CodeType, ins: list[dis.Instruction], index: int) -> object:
+    """Where instruction ``index`` came from: (line, column) on 3.11+, the line on 3.10."""
+    positions = getattr(ins[index], "positions", None)
+    if positions is not None:
+        return positions.lineno, positions.col_offset
+    lineno = None
+    for offset, line_start in dis.findlinestarts(code):
+        if offset > ins[index].offset:
+            break
+        lineno = line_start
+    return lineno
 
 
 def _line(lines: list[str], lineno: int) -> str:
@@ -458,12 +481,9 @@ def _reach(start: int, edges: list[list[int]], stop: Collection[int] = ()) -> se
 
 
 def _is_backward_jump(instr: dis.Instruction) -> bool:
-    """A jump to an earlier offset in user code (3.12 also emits line-less ones for
-    ``async for`` and ``await`` machinery; a user's loop always has a line)."""
-    positions = getattr(instr, "positions", None)
+    """A jump to an earlier offset (or to itself: ``while True: pass``)."""
     return (
         instr.opcode in _JUMP_OPS
-        and (positions is None or positions.lineno is not None)
         and instr.opname not in _NOT_LOOPS
         and isinstance(instr.argval, int)
         and instr.argval <= instr.offset
