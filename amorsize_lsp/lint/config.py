@@ -182,7 +182,7 @@ def parse_settings(table: Mapping[str, Any], path: Path, where: str) -> Config:
                 raise fail(key, 'expected a table of glob = ["CODE", ...]')
             for pattern, codes in value.items():
                 config.per_file_ignores[pattern] = _codes(
-                    codes, lambda p, pat=pattern: fail(f'"{pat}"', p)
+                    codes, lambda p, pat=pattern: fail(f'per-file-ignores "{pat}"', p)
                 )
         elif key == "target-cores":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

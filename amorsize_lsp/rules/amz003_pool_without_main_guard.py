@@ -105,9 +105,12 @@ def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
         return None
     if not _trailing_block_is_movable(tree, index):
         return None
+    first, *rest = module.body[index:]
+    moved = [first.with_changes(leading_lines=()), *rest]
     guard = cst.If(
         test=cst.parse_expression('__name__ == "__main__"'),
-        body=cst.IndentedBlock(body=list(module.body[index:])),
+        body=cst.IndentedBlock(body=[s.visit(_BlankLinesUnindented()) for s in moved]),
+        leading_lines=first.leading_lines,
     )
     new_source = module.with_changes(body=[*module.body[:index], guard]).code
     edit = _single_edit(source, new_source)
@@ -118,6 +121,15 @@ def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
         'Wrap the module-level pool code in `if __name__ == "__main__":`',
         (edit,),
     )
+
+
+class _BlankLinesUnindented(cst.CSTTransformer):
+    """Blank lines moved into the guard stay empty instead of gaining indentation."""
+
+    def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        if updated.comment is None:
+            return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
+        return updated
 
 
 class _Loads(ast.NodeVisitor):

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
-from ._text import friendly_executor, plural, shorten
+from ._text import friendly_executor, plural, shorten, text_at
 from .model import Applicability, Finding, Fix, RuleContext, Severity
 
 CODE = "AMZ005"
@@ -60,11 +60,15 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             continue
         assert ctor.workers_value is not None
         message = (
-            f"`{shorten(ctor.workers or str(ctor.workers_value))}` asks for "
+            f"`{shorten(text_at(ctx.source, ctor.span))}` asks for "
             f"{plural(ctor.workers_value, 'worker process')} for a "
             f"{friendly_executor(ctor.executor)}, but the target machine has "
-            f"{plural(cores, 'usable core')} ({ctx.target_cores_origin}); use at most {cores}, "
-            "or set `target-cores` in [tool.amorsize] for the machine it runs on"
+            f"{plural(cores, 'usable core')} ({ctx.target_cores_origin}); use at most {cores}"
+            + (
+                ""
+                if ctx.target_cores_origin.startswith("target-cores")
+                else ", or set `target-cores` in [tool.amorsize] for the machine it runs on"
+            )
         )
         yield Finding(
             code=CODE,
