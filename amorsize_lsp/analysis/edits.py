@@ -1,0 +1,321 @@
+"""Minimal text edits that set a map call's ``chunksize`` or a pool's worker count.
+
+The fixes of the rules, the CLI's ``--fix`` and the language server's code actions all
+come through here. An edit replaces just the argument's value, or inserts just the new
+argument, so comments and formatting around it survive. Setting a value that is
+already there yields no edit, so fixes are idempotent.
+
+Calls are located with libcst: the text under the call's span is parsed on its own
+(parsing a whole module costs far more), and so is the result, so an edit that would
+not parse is never returned. Lines are counted by ``\\n`` as everywhere in the
+analysis; columns are code points, end exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+
+from .model import (
+    EXECUTOR_KINDS,
+    PROCESS_EXECUTOR,
+    THREAD_EXECUTOR,
+    CallSite,
+    PoolConstructor,
+    Span,
+)
+from .positions import node_spans
+
+__all__ = [
+    "EditError",
+    "TextEdit",
+    "apply_edits",
+    "set_chunksize",
+    "set_parameters",
+    "set_workers",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """Replace the text under ``span`` with ``new_text`` (an empty span inserts)."""
+
+    span: Span
+    new_text: str
+
+
+class EditError(ValueError):
+    """An edit cannot be made safely, and the source is left as it was.
+
+    Raised when the value is not a positive int, when a span no longer covers a call
+    (the source changed since it was analysed), when edits overlap or fall outside the
+    source, and when the edited call would not parse.
+    """
+
+
+def set_chunksize(source: str, site: CallSite, value: int) -> list[TextEdit]:
+    """Edits that make ``site`` pass ``chunksize=value``; ``[]`` if it already does.
+
+    Multiprocessing pool methods take chunksize as the third positional argument;
+    ``Executor.map`` only by keyword (its third positional is another iterable).
+    A missing argument is added as ``chunksize=value`` after the last argument, or
+    before a ``**kwargs`` (which must then not carry a chunksize of its own).
+    """
+    _check_value(value, "chunksize")
+    index = None if _is_executor(site.executor) else 2
+    return _set_argument(source, site.span, index, "chunksize", value, "call")
+
+
+def set_workers(source: str, ctor: PoolConstructor, value: int) -> list[TextEdit]:
+    """Edits that make the constructor ``ctor`` create ``value`` workers; ``[]`` if it does.
+
+    The worker count is the first positional argument of every pool and executor;
+    by keyword it is ``processes`` for multiprocessing pools and ``max_workers`` for
+    ``concurrent.futures`` executors.
+    """
+    _check_value(value, "worker count")
+    keyword = "max_workers" if _is_executor(ctor.executor) else "processes"
+    return _set_argument(source, ctor.span, 0, keyword, value, "pool constructor")
+
+
+def set_parameters(
+    source: str,
+    site: CallSite,
+    *,
+    chunksize: int | None = None,
+    workers: int | None = None,
+) -> list[TextEdit]:
+    """Edits for chunksize and/or the worker count of ``site``'s constructor, together."""
+    edits: list[TextEdit] = []
+    if chunksize is not None:
+        edits += set_chunksize(source, site, chunksize)
+    if workers is not None:
+        if site.constructor is None:
+            raise EditError(
+                f"call at {_where(site.span)} has no known pool constructor to set workers on"
+            )
+        edits += set_workers(source, site.constructor, workers)
+    apply_edits(source, edits)  # raises on overlap
+    return edits
+
+
+def apply_edits(source: str, edits: Sequence[TextEdit]) -> str:
+    """``source`` with ``edits`` applied; their spans refer to the original text.
+
+    Edits must not overlap; insertions at one place go in the order given.
+    """
+    starts = _line_starts(source)
+    located = sorted(
+        (
+            _offset(source, starts, e.span.line, e.span.column),
+            _offset(source, starts, e.span.end_line, e.span.end_column),
+            n,
+            e,
+        )
+        for n, e in enumerate(edits)
+    )
+    out: list[str] = []
+    cursor = 0
+    for start, end, _, edit in located:
+        if end < start:
+            raise EditError(f"edit at {_where(edit.span)} ends before it starts")
+        if start < cursor:
+            raise EditError(f"edit at {_where(edit.span)} overlaps another edit")
+        out.append(source[cursor:start])
+        out.append(edit.new_text)
+        cursor = end
+    out.append(source[cursor:])
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _check_value(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EditError(f"{what} must be a positive integer, not {value!r}")
+
+
+def _is_executor(executor: str | None) -> bool:
+    """Whether arguments follow ``concurrent.futures.Executor`` rather than a pool.
+
+    Unknown receivers are pools: only pool-specific methods are reported without one.
+    """
+    if executor is None:
+        return False
+    kind = EXECUTOR_KINDS.get(executor)
+    if kind is not None:
+        return kind in (PROCESS_EXECUTOR, THREAD_EXECUTOR)
+    return executor.startswith("concurrent.futures.")
+
+
+def _set_argument(
+    source: str, span: Span, index: int | None, keyword: str, value: int, what: str
+) -> list[TextEdit]:
+    """Edits that make the call under ``span`` pass ``value`` for one parameter.
+
+    ``index`` is the parameter's positional index (None: keyword-only).
+    """
+    snippet = _slice(source, span, what)
+    module, call = _parse_call(snippet, span, what)
+    arg = _argument(call, index, keyword)
+    if arg is not None:
+        if _int_value(arg.value) == value:
+            return []
+        edit = (node_spans(module, [arg.value])[id(arg.value)], str(value))
+    else:
+        edit = _insertion(snippet, module, call, f"{keyword}={value}")
+    new_snippet = apply_edits(snippet, [TextEdit(*edit)])
+    _verify(new_snippet, index, keyword, value, span, what)
+    return [TextEdit(_absolute(edit[0], span), edit[1])]
+
+
+def _argument(call: cst.Call, index: int | None, keyword: str) -> cst.Arg | None:
+    """The argument at positional ``index`` or named ``keyword``, as the analysis reads it."""
+    if index is not None:
+        positional = []
+        for arg in call.args:
+            if arg.keyword is not None or arg.star:
+                break
+            positional.append(arg)
+        if index < len(positional):
+            return positional[index]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg
+    return None
+
+
+def _int_value(node: cst.BaseExpression) -> int | None:
+    if isinstance(node, cst.Integer):
+        value = node.evaluated_value
+        return value if isinstance(value, int) else None
+    return None
+
+
+def _insertion(snippet: str, module: cst.Module, call: cst.Call, text: str) -> tuple[Span, str]:
+    """Where and what to insert so that ``call`` gains the keyword argument ``text``.
+
+    After the last argument (on a line of its own when the call puts a trailing comma
+    before a closing paren on a later line), but before ``**kwargs``, where keywords
+    conventionally go; right after ``(`` when there are no arguments.
+    """
+    args = call.args
+    double_star = next((a for a in args if a.star == "**"), None)
+    if double_star is not None:
+        start = node_spans(module, [double_star])[id(double_star)]
+        return _point(start.line, start.column), f"{text}, "
+    if not args:
+        return _after_open_paren(snippet, module, call), text
+    last = args[-1]
+    spans = node_spans(module, [last, last.comma])
+    last_span = spans[id(last)]
+    if isinstance(last.comma, cst.Comma):
+        comma = spans[id(last.comma)]
+        lines = snippet.split("\n")
+        if comma.end_line < len(lines):  # trailing comma, closing paren on a later line
+            line = lines[comma.end_line - 1]
+            end = len(line) - 1 if line.endswith("\r") else len(line)
+            newline = "\r\n" if line.endswith("\r") else "\n"
+            arg_line = lines[last_span.line - 1]
+            indent = arg_line[: len(arg_line) - len(arg_line.lstrip(" \t"))]
+            return _point(comma.end_line, end), f"{newline}{indent}{text},"
+    return _point(last_span.end_line, last_span.end_column), f", {text}"
+
+
+def _after_open_paren(snippet: str, module: cst.Module, call: cst.Call) -> Span:
+    """Just after the ``(`` of an argument-less call."""
+    func = node_spans(module, [call.func])[id(call.func)]
+    starts = _line_starts(snippet)
+    pos = _offset(snippet, starts, func.end_line, func.end_column)
+    while pos < len(snippet) and snippet[pos] != "(":  # only whitespace lies between
+        pos += 1
+    prefix = snippet[: pos + 1]
+    line = prefix.count("\n") + 1
+    return _point(line, pos + 1 - (prefix.rfind("\n") + 1))
+
+
+def _point(line: int, column: int) -> Span:
+    return Span(line, column, line, column)
+
+
+def _parse_call(snippet: str, span: Span, what: str) -> tuple[cst.Module, cst.Call]:
+    """Parse the text under a call's span on its own; it must be exactly one call."""
+    stale = f"the {what} at {_where(span)} is not a call any more; re-run the analysis"
+    try:
+        module = cst.parse_module(snippet)
+    except (cst.ParserSyntaxError, RecursionError, ValueError):
+        raise EditError(stale) from None
+    if len(module.body) != 1 or not isinstance(module.body[0], cst.SimpleStatementLine):
+        raise EditError(stale)
+    line = module.body[0]
+    if len(line.body) != 1 or not isinstance(line.body[0], cst.Expr):
+        raise EditError(stale)
+    call = line.body[0].value
+    if not isinstance(call, cst.Call) or module.header or module.footer:
+        raise EditError(stale)
+    return module, call
+
+
+def _verify(
+    new_snippet: str, index: int | None, keyword: str, value: int, span: Span, what: str
+) -> None:
+    """Check the edited call parses and now passes ``value``; never hand out a broken edit."""
+    try:
+        _, call = _parse_call(new_snippet, span, what)
+    except EditError:
+        raise EditError(
+            f"setting {keyword} on the {what} at {_where(span)} would not parse"
+        ) from None
+    arg = _argument(call, index, keyword)
+    if arg is None or _int_value(arg.value) != value:
+        raise EditError(f"could not set {keyword}={value} on the {what} at {_where(span)}")
+
+
+def _absolute(rel: Span, origin: Span) -> Span:
+    """Translate a span inside the snippet starting at ``origin`` to source positions."""
+
+    def shift(line: int, column: int) -> tuple[int, int]:
+        return origin.line + line - 1, column + (origin.column if line == 1 else 0)
+
+    return Span(*shift(rel.line, rel.column), *shift(rel.end_line, rel.end_column))
+
+
+def _slice(source: str, span: Span, what: str) -> str:
+    starts = _line_starts(source)
+    try:
+        start = _offset(source, starts, span.line, span.column)
+        end = _offset(source, starts, span.end_line, span.end_column)
+    except EditError:
+        raise EditError(
+            f"the {what} at {_where(span)} lies outside the source; re-run the analysis"
+        ) from None
+    if end <= start:
+        raise EditError(f"the {what} at {_where(span)} is empty; re-run the analysis")
+    return source[start:end]
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return starts
+
+
+def _offset(text: str, starts: list[int], line: int, column: int) -> int:
+    """Offset of (1-based line, 0-based column); the column may be the line's end."""
+    if not 1 <= line <= len(starts):
+        raise EditError(f"line {line} is outside the source ({len(starts)} lines)")
+    start = starts[line - 1]
+    end = starts[line] - 1 if line < len(starts) else len(text)
+    if not 0 <= column <= end - start:
+        raise EditError(f"column {column + 1} is outside line {line}")
+    return start + column
+
+
+def _where(span: Span) -> str:
+    return f"{span.line}:{span.column + 1}"
