@@ -1,0 +1,54 @@
+from pathlib import Path
+
+from lint_helpers import BAD_EXECUTOR, CLEAN, UNRELATED, lint, write
+
+from amorsize_lsp.lint import runner
+from amorsize_lsp.lint.runner import PARALLEL_THRESHOLD, Job, Settings, run_jobs
+
+SETTINGS = Settings(target_cores=4, target_cores_origin="test")
+CODES = frozenset({f"AMZ00{i}" for i in range(1, 8)})
+
+
+def _jobs(n):
+    jobs = []
+    for i in range(n):
+        text = BAD_EXECUTOR if i % 3 else CLEAN
+        jobs.append(Job(f"f{i:03}.py", text + "\n" * i, CODES))
+    return jobs
+
+
+def _summary(reports):
+    return sorted(
+        (r.path, [(f.code, f.span.line, f.span.column, f.message) for f in r.findings])
+        for r in reports
+    )
+
+
+def test_process_pool_gives_the_same_results_as_serial():
+    jobs = _jobs(PARALLEL_THRESHOLD + 8)
+    serial = run_jobs(jobs, SETTINGS, workers=1)
+    parallel = run_jobs(jobs, SETTINGS, workers=2)
+    assert _summary(parallel) == _summary(serial)
+    assert sum(len(r.findings) for r in parallel) == 26
+
+
+def test_many_files_through_the_cli(tmp_path, monkeypatch):
+    files = {f"pkg/m{i:03}.py": BAD_EXECUTOR for i in range(40)}
+    files.update({f"pkg/other{i:03}.py": UNRELATED for i in range(40)})
+    write(tmp_path, files)
+    seen = {}
+    original = runner.run_jobs
+
+    def spy(jobs, settings, workers=None):
+        seen["jobs"] = len(jobs)
+        return original(jobs, settings, workers=2)
+
+    monkeypatch.setattr(runner, "run_jobs", spy)
+    run = lint("--format", "concise", cwd=tmp_path)
+    assert run.code == 1
+    # The prefilter dropped the 40 unrelated files before analysis.
+    assert seen["jobs"] == 40
+    lines = run.out.splitlines()
+    assert len(lines) == 40
+    assert lines == sorted(lines)
+    assert all(Path(line.split(":")[0]).parent.name == "pkg" for line in lines)

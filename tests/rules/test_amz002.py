@@ -1,0 +1,75 @@
+import pytest
+from rule_helpers import run_rules
+
+CODE = "AMZ002"
+
+
+def flagged(source):
+    return [f for f in run_rules(source, [CODE]) if f.code == CODE]
+
+
+@pytest.mark.parametrize(
+    ("setup", "func", "expected"),
+    [
+        ("", "lambda x: x * 2", "a lambda"),
+        ("    def inner(x):\n        return x\n", "inner", "nested function `main.inner`"),
+        ("", "functools.partial(lambda x, y: x + y, 1)", "`functools.partial` of a lambda"),
+    ],
+)
+def test_unpicklable_callables_on_process_pools_are_flagged(setup, func, expected):
+    src = (
+        "import functools\n"
+        "from multiprocessing import Pool\n"
+        "def main(xs):\n"
+        f"{setup}"
+        "    with Pool() as pool:\n"
+        f"        return pool.map({func}, xs)\n"
+    )
+    (finding,) = flagged(src)
+    assert expected in finding.message
+    assert "PicklingError" in finding.message
+    assert finding.severity.value == "error"
+    assert finding.fix is None
+
+
+def test_process_executor_lambda_is_flagged():
+    src = """
+    from concurrent.futures import ProcessPoolExecutor
+    def main(xs):
+        with ProcessPoolExecutor() as ex:
+            return list(ex.map(lambda x: x, xs, chunksize=4))
+    """
+    (finding,) = flagged(src)
+    assert "define it with `def` at module level" in finding.message
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        # Thread pools never pickle.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        def main(xs):
+            with ThreadPoolExecutor() as ex:
+                return list(ex.map(lambda x: x, xs))
+        """,
+        """
+        from multiprocessing.dummy import Pool
+        def main(xs):
+            with Pool() as pool:
+                return pool.map(lambda x: x, xs)
+        """,
+        # Module-level function and a partial of it are picklable.
+        """
+        import functools
+        from multiprocessing import Pool
+        def work(x, y): return x + y
+        def main(xs):
+            with Pool() as pool:
+                pool.map(work, xs)
+                return pool.map(functools.partial(work, 1), xs)
+        """,
+    ],
+)
+def test_not_flagged(src):
+    assert flagged(src) == []
