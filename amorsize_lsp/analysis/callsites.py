@@ -433,7 +433,7 @@ def parse(source: str, path: str) -> cst.Module:
         raise AnalysisError(path, f"cannot parse: {exc}".splitlines()[0]) from None
 
 
-def _plan(source: str, path: str) -> list[Unit | tuple[str, str]]:
+def _plan(source: str, path: str, everything: bool = False) -> list[Unit | tuple[str, str]]:
     """What to parse with libcst: selected statements, or the whole module as a fallback."""
     try:
         tree = ast.parse(source)
@@ -449,7 +449,11 @@ def _plan(source: str, path: str) -> list[Unit | tuple[str, str]]:
                 ) from None
             raise
     groups = split_statements(source, tree)
-    select(groups)
+    if everything:
+        for g in groups:
+            g.mode = "full"
+    else:
+        select(groups)
     parts: list[Unit | tuple[str, str]] = []
     used: set[int] = set()
     for g in groups:
@@ -476,10 +480,14 @@ def _plan(source: str, path: str) -> list[Unit | tuple[str, str]]:
     return parts
 
 
-def analyze_text(source: str, path: str) -> ModuleAnalysis:
-    """Call sites and constructors of ``source``; raises ``AnalysisError`` on bad input."""
+def analyze_text(source: str, path: str, *, select_statements: bool = True) -> ModuleAnalysis:
+    """Call sites and constructors of ``source``; raises ``AnalysisError`` on bad input.
+
+    ``select_statements=False`` parses every statement: the reference that the
+    statement selection is checked against.
+    """
     try:
-        return _ModuleScan(_plan(source, path), path).scan()
+        return _ModuleScan(_plan(source, path, not select_statements), path).scan()
     except RecursionError:
         raise AnalysisError(path, "source is nested too deeply to analyse") from None
 
