@@ -334,8 +334,15 @@ def _walk(
             nested[id(instr.argval)] = (instr.argval, max(depth_here, seen[1] if seen else 0))
         elif op in _NAME_LOADS or (op.startswith("LOAD_FAST") and isinstance(instr.argval, str)):
             chain = _attribute_chain(ins, pos)
-            scope = own_imports if op.startswith("LOAD_FAST") else local_imports
-            _note_io(chain, scope, totals)
+            variable = op.startswith("LOAD_FAST") or (
+                op == "LOAD_DEREF" and chain[0] not in local_imports
+            )
+            _note_io(
+                chain,
+                own_imports if op.startswith("LOAD_FAST") else local_imports,
+                variable,
+                totals,
+            )
             if not totals.recursive:
                 totals.recursive = _is_self_call(ins, pos, chain, totals, first_arg)
         if op not in _TRANSPARENT:
@@ -511,14 +518,22 @@ def _attribute_chain(ins: list[dis.Instruction], pos: int) -> list[str]:
     return chain
 
 
-def _note_io(chain: list[str], imports: Mapping[str, str], totals: _Totals) -> None:
+def _note_io(chain: list[str], imports: Mapping[str, str], variable: bool, totals: _Totals) -> None:
     """Record ``chain`` if it names blocking I/O; ``imports`` canonicalises its root.
 
-    ``imports`` holds only the names that may be modules here: for a local variable
-    (a parameter, say) just the function's own imports.
+    A local variable (``variable``) is a module only if an import in the function
+    bound it; otherwise only its methods are checked (``path.read_text()``), so a
+    parameter named ``open`` is not the builtin.
     """
     root = chain[0]
-    dotted = [*imports[root].split("."), *chain[1:]] if root in imports else list(chain)
+    if root in imports:
+        dotted = [*imports[root].split("."), *chain[1:]]
+    elif variable:
+        if len(chain) > 1 and chain[-1] in _IO_METHODS:
+            totals.io.add(".".join(chain))
+        return
+    else:
+        dotted = list(chain)
     last = dotted[-1]
     if last.isupper() or last.endswith(("Error", "Exception", "Warning", "Exit")):
         return  # a constant or exception class, not a blocking call
@@ -654,7 +669,7 @@ def _complexity_in(
     if head in imports and search_path and depth < MAX_REEXPORT_DEPTH:
         target = imports[head] + ("." + rest if rest else "")
         return _imported(target, search_path, depth + 1)
-    if search_path and rest:
+    if search_path and rest and depth == 0:
         return _imported(qualname, search_path, depth + 1)
     return Complexity.unresolved(f"function '{qualname}' not found in module")
 
@@ -677,6 +692,12 @@ def _imported(dotted: str, search_path: Sequence[str], depth: int) -> Complexity
         inner = ".".join(parts[cut:])
         result = _complexity_in(source, inner, package, search_path, None, depth)
         if not result.resolved and result.reason and "not found in module" in result.reason:
+            if cut < len(parts) - 1:  # a longer module path was tried first, and is missing
+                longest = ".".join(parts[:-1])
+                return Complexity.unresolved(
+                    f"module '{longest}' not found on the search path, "
+                    f"nor '{inner}' in module '{module}'"
+                )
             return Complexity.unresolved(f"function '{inner}' not found in module '{module}'")
         return result
     module = ".".join(parts[:-1]) or dotted
@@ -752,11 +773,21 @@ def _lambda_complexity(ref: FunctionRef, source: str) -> Complexity:
 
 
 def _body_start(code: types.CodeType, lines: list[str]) -> tuple[int, int] | None:
-    """Earliest (line, code-point column) of a lambda's body, where ``co_positions`` exists."""
-    positions = getattr(code, "co_positions", None)
-    if positions is None:
+    """Earliest (line, code-point column) of a lambda's body; None before 3.11.
+
+    ``RESUME`` and the other prologue instructions carry a zero-width position at
+    column 0 and are skipped.
+    """
+    if not hasattr(code, "co_positions"):
         return None
-    known = [(ln, col) for ln, _, col, _ in positions() if ln is not None and col is not None]
+    known = [
+        (p.lineno, p.col_offset)
+        for i in _instructions(code)
+        if (p := i.positions) is not None
+        and p.lineno is not None
+        and p.col_offset is not None
+        and (p.end_col_offset != p.col_offset or p.end_lineno != p.lineno)
+    ]
     if not known:
         return None
     line, byte_col = min(known)

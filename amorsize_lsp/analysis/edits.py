@@ -166,7 +166,9 @@ def _set_argument(
             return []
         edit = (node_spans(module, [arg.value])[id(arg.value)], str(value))
     else:
-        edit = _insertion(snippet, module, call, f"{keyword}={value}")
+        starts = _line_starts(source)
+        lead = source[starts[span.line - 1] : starts[span.line - 1] + span.column]
+        edit = _insertion(snippet, lead, module, call, f"{keyword}={value}")
     new_snippet = apply_edits(snippet, [TextEdit(*edit)])
     _verify(new_snippet, index, keyword, value, span, what)
     return [TextEdit(_absolute(edit[0], span), edit[1])]
@@ -195,12 +197,16 @@ def _int_value(node: cst.BaseExpression) -> int | None:
     return None
 
 
-def _insertion(snippet: str, module: cst.Module, call: cst.Call, text: str) -> tuple[Span, str]:
+def _insertion(
+    snippet: str, lead: str, module: cst.Module, call: cst.Call, text: str
+) -> tuple[Span, str]:
     """Where and what to insert so that ``call`` gains the keyword argument ``text``.
 
-    After the last argument (on a line of its own when the call puts a trailing comma
-    before a closing paren on a later line), but before ``**kwargs``, where keywords
-    conventionally go; right after ``(`` when there are no arguments.
+    After the last argument, but before ``**kwargs``, where keywords conventionally
+    go; right after ``(`` when there are no arguments. When the call ends with a
+    trailing comma and the closing paren on a later line, the argument goes on a line
+    of its own, indented like the line of that comma. ``lead`` is the source text
+    before the call on its first line.
     """
     args = call.args
     double_star = next((a for a in args if a.star == "**"), None)
@@ -219,8 +225,8 @@ def _insertion(snippet: str, module: cst.Module, call: cst.Call, text: str) -> t
             line = lines[comma.end_line - 1]
             end = len(line) - 1 if line.endswith("\r") else len(line)
             newline = "\r\n" if line.endswith("\r") else "\n"
-            arg_line = lines[last_span.line - 1]
-            indent = arg_line[: len(arg_line) - len(arg_line.lstrip(" \t"))]
+            full = lead + line if comma.end_line == 1 else line
+            indent = full[: len(full) - len(full.lstrip(" \t"))]
             return _point(comma.end_line, end), f"{newline}{indent}{text},"
     return _point(last_span.end_line, last_span.end_column), f", {text}"
 
