@@ -1,1 +1,78 @@
-"""Decisions: system profile, cost model, sampler."""
+"""Decisions: system profile, cost model, sampler, and the in-process library API.
+
+``recommend(func, data)`` is for benchmarks, notebooks and scripts: it samples the
+function in this process (the caller already trusts its own function), builds the
+``SystemProfile`` and asks the pure cost model. The editor and CLI go through
+``sampler.sample_callsite`` instead, which isolates user code in a subprocess.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from amorsize_lsp.analysis.model import PROCESS_POOL
+from amorsize_lsp.engine import cost
+from amorsize_lsp.engine._sampler_child import SampleError, measure
+from amorsize_lsp.engine.system import SystemProfile, usable_cores
+from amorsize_lsp.engine.workload import Recommendation, WorkloadProfile
+
+__all__ = [
+    "Recommendation",
+    "SampleError",
+    "SystemProfile",
+    "WorkloadProfile",
+    "profile_workload",
+    "recommend",
+    "usable_cores",
+]
+
+
+def profile_workload(
+    func: Callable[..., Any],
+    data: Iterable[Any],
+    *,
+    budget_s: float = 1.0,
+    star: bool = False,
+) -> tuple[WorkloadProfile, Iterable[Any] | None, float]:
+    """Sample ``func`` on ``data`` in this process.
+
+    Returns (profile, rebuilt iterable or None, sampling seconds). The rebuilt
+    iterable is set when sampling consumed items from an iterator: it yields the
+    consumed items, then the rest, so nothing is lost.
+    """
+    raw = measure(func, data, budget_s=budget_s, star=star)
+    consumed = raw.pop("consumed", None)
+    seconds = float(raw.pop("sampling_s", 0.0))
+    rebuilt: Iterable[Any] | None = None
+    if consumed is not None:
+        rebuilt = itertools.chain(consumed, data)
+    return WorkloadProfile.from_dict(raw), rebuilt, seconds
+
+
+def recommend(
+    func: Callable[..., Any],
+    data: Iterable[Any],
+    *,
+    executor_kind: str = PROCESS_POOL,
+    budget_s: float = 1.0,
+    system: SystemProfile | None = None,
+    star: bool = False,
+) -> Recommendation:
+    """Workers and chunksize for ``map(func, data)`` on this machine.
+
+    A generator is consumed only as far as the sample; ``Recommendation.data`` then
+    holds an iterable with every item, to pass to the pool instead of ``data``.
+    Raises ``SampleError`` when ``func`` raises or exits on a sampled item.
+    """
+    if executor_kind not in cost.KINDS:
+        raise ValueError(
+            f"unknown executor kind {executor_kind!r}; expected one of {', '.join(cost.KINDS)}"
+        )
+    profile, rebuilt, _ = profile_workload(func, data, budget_s=budget_s, star=star)
+    if system is None:
+        system = SystemProfile.detect()
+    rec = cost.recommend(profile, system, executor_kind)
+    rec.data = rebuilt
+    return rec
