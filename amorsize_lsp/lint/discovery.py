@@ -68,6 +68,29 @@ class _Ignores:
         spec = _read_gitignore(directory)
         return _Ignores([*self.specs, (directory, spec)]) if spec else self
 
+    def named_explicitly(self, root: Path) -> _Ignores:
+        """Drop the patterns that ignore ``root`` itself: a directory the user names is linted.
+
+        As in ruff (and git's own walk), ignore rules are checked for each entry
+        below the starting point, so ``/versions`` in a parent ``.gitignore`` does not
+        hide ``versions/3.11/lib`` when that directory is passed on the command line.
+        """
+        kept = []
+        for base, spec in self.specs:
+            try:
+                parts = root.relative_to(base).parts
+            except ValueError:
+                continue
+            prefixes = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+            patterns = [
+                pattern
+                for pattern in spec.patterns
+                if not (pattern.include and any(pattern.match_file(p) for p in prefixes))
+            ]
+            if patterns:
+                kept.append((base, pathspec.GitIgnoreSpec(patterns)))
+        return _Ignores(kept)
+
     def ignored(self, path: Path, is_dir: bool) -> bool:
         for base, spec in reversed(self.specs):
             try:
@@ -151,7 +174,7 @@ class Discovery:
                 yield path
 
     def _walk(self, root: Path) -> Iterator[Path]:
-        ignores = _ancestor_ignores(root)
+        ignores = _ancestor_ignores(root).named_explicitly(root.absolute())
         stack: list[tuple[Path, _Ignores]] = [(root, ignores)]
         while stack:
             directory, inherited = stack.pop()

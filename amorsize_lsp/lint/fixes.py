@@ -13,12 +13,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
-import libcst
-
 from amorsize_lsp.rules.noqa import suppression_edit
 
 
 def parses(text: str) -> bool:
+    import libcst
+
     try:
         libcst.parse_module(text)
     except Exception:  # ParserSyntaxError, and rarely others from the native parser

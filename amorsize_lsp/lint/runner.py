@@ -27,6 +27,10 @@ from amorsize_lsp.rules.registry import check_module
 
 #: Above this many files (after the prefilter), analyse them in a process pool.
 PARALLEL_THRESHOLD = 32
+#: ... or when they hold this much text (about half a second of parsing).
+PARALLEL_MIN_CHARS = 200_000
+#: Past this many files, send them to workers in chunks rather than one by one.
+MANY_FILES = 256
 #: Re-analyse and fix again at most this many times per file (fixes can overlap).
 MAX_FIX_ROUNDS = 10
 
@@ -289,17 +293,47 @@ def process_file(job: Job, settings: Settings) -> FileReport:
     return report
 
 
+def _pool_context():
+    """``fork`` on Linux (cheap start, nothing to re-import); the default elsewhere."""
+    import multiprocessing
+    import sys
+    import threading
+
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def plan_chunksize(jobs: Sequence[Job], workers: int) -> int:
+    """Items per task: large chunks only when there are many (cheap) files.
+
+    Analysing a file costs milliseconds, far more than sending it to a worker, so a
+    few hundred files go one by one (largest first, for load balance). Past
+    :data:`MANY_FILES`, IPC adds up and each worker gets four chunks.
+    """
+    if len(jobs) <= MANY_FILES:
+        return 1
+    return max(1, math.ceil(len(jobs) / (4 * workers)))
+
+
+def should_parallelise(jobs: Sequence[Job], workers: int) -> bool:
+    """Worth a process pool: more than a handful of files, or enough text to parse."""
+    if workers < 2 or len(jobs) < 2:
+        return False
+    return len(jobs) > PARALLEL_THRESHOLD or sum(len(j.text) for j in jobs) > PARALLEL_MIN_CHARS
+
+
 def run_jobs(jobs: list[Job], settings: Settings, workers: int | None = None) -> list[FileReport]:
     """Analyse jobs serially, or in a process pool when there are many."""
     if workers is None:
-        workers = usable_cores()
+        workers = min(usable_cores(), len(jobs))
     work = partial(process_file, settings=settings)
-    if len(jobs) <= PARALLEL_THRESHOLD or workers < 2:
+    if not should_parallelise(jobs, workers):
         return [work(job) for job in jobs]
-    # Largest files first so the last chunks are the cheap ones; 4 chunks per worker.
+    # Largest files first, so the last tasks to finish are the cheap ones.
     ordered = sorted(jobs, key=lambda j: len(j.text), reverse=True)
-    chunksize = max(1, math.ceil(len(ordered) / (4 * workers)))
-    with ProcessPoolExecutor(max_workers=workers) as executor:
+    chunksize = plan_chunksize(ordered, workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as executor:
         return list(executor.map(work, ordered, chunksize=chunksize))
 
 

@@ -46,8 +46,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-import libcst as cst
-
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor, Span
 
 from ._text import friendly_executor, shorten, text_at
@@ -93,6 +91,8 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
 
 def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
     """Wrap the trailing block of module statements from the pool on in a main guard."""
+    import libcst as cst
+
     index = ctor.statement_index
     if index is None:
         return None
@@ -109,7 +109,7 @@ def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
     moved = [first.with_changes(leading_lines=()), *rest]
     guard = cst.If(
         test=cst.parse_expression('__name__ == "__main__"'),
-        body=cst.IndentedBlock(body=[s.visit(_BlankLinesUnindented()) for s in moved]),
+        body=cst.IndentedBlock(body=[s.visit(_blank_lines_unindented()) for s in moved]),
         leading_lines=first.leading_lines,
     )
     new_source = module.with_changes(body=[*module.body[:index], guard]).code
@@ -123,13 +123,17 @@ def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
     )
 
 
-class _BlankLinesUnindented(cst.CSTTransformer):
-    """Blank lines moved into the guard stay empty instead of gaining indentation."""
+def _blank_lines_unindented():
+    """A transformer: blank lines moved into the guard stay empty, not indented."""
+    import libcst as cst
 
-    def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
-        if updated.comment is None:
-            return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
-        return updated
+    class BlankLinesUnindented(cst.CSTTransformer):
+        def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine):
+            if updated.comment is None:
+                return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
+            return updated
+
+    return BlankLinesUnindented()
 
 
 class _Loads(ast.NodeVisitor):

@@ -75,3 +75,19 @@ def test_missing_paths_are_reported(tmp_path):
 def test_each_file_once(tmp_path):
     write(tmp_path, {"a.py": ""})
     assert found(tmp_path, [tmp_path, tmp_path / "a.py"]) == ["a.py"]
+
+
+def test_a_directory_named_explicitly_is_walked_even_if_a_parent_ignores_it(tmp_path):
+    # Like a pyenv checkout: its .gitignore lists /versions, yet linting the stdlib
+    # under versions/ must see the files (ruff does the same).
+    (tmp_path / ".git").mkdir()
+    write(
+        tmp_path,
+        {
+            ".gitignore": "/versions\n*.tmp.py\n",
+            "versions/3.11/lib/os.py": "",
+            "versions/3.11/lib/x.tmp.py": "",
+        },
+    )
+    assert found(tmp_path, [tmp_path / "versions/3.11"]) == ["versions/3.11/lib/os.py"]
+    assert found(tmp_path) == []
