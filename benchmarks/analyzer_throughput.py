@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -55,10 +56,8 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 def ast_baseline(files: list[str]) -> float:
     start = time.perf_counter()
     for f in files:
-        try:
+        with contextlib.suppress(SyntaxError, ValueError):
             ast.parse(Path(f).read_bytes())
-        except (SyntaxError, ValueError):
-            pass
     return time.perf_counter() - start
 
 
