@@ -6,7 +6,8 @@ hash keys measurements, so a changed constant (``x*2`` -> ``x*3``) invalidates t
 
 Only ``dis`` APIs and opcode *names* are used, never opcode numbers, so the analysis
 works on every CPython from 3.10 on (3.11 split ``CALL``, 3.12 inlined comprehensions,
-3.13 added ``CALL_KW``). A loop is a backward jump: its target offset precedes it.
+3.13 added ``CALL_KW``). A loop is a backward jump (its target offset precedes it)
+whose target dominates it in the control-flow graph; see ``_loops``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from amorsize_lsp.analysis.model import FunctionKind, FunctionRef
 
-__all__ = ["Complexity", "complexity_for", "function_complexity"]
+__all__ = ["Complexity", "code_hash", "complexity_for", "function_complexity"]
 
 #: Length of the hex code-hash prefix we report (64 bits: collisions are negligible).
 CODE_HASH_LENGTH = 16
@@ -41,6 +42,9 @@ _CALL_OPS = frozenset(
 _TRANSPARENT = frozenset({"CACHE", "PRECALL", "PUSH_NULL", "EXTENDED_ARG", "NOP", "KW_NAMES"})
 _ATTR_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _NAME_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"})
+_EXCEPTION_MATCH = frozenset(
+    {"CHECK_EXC_MATCH", "JUMP_IF_NOT_EXC_MATCH", "CHECK_EG_MATCH", "JUMP_IF_NOT_EG_MATCH"}
+)
 _COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 #: ``await`` / ``yield from`` loops: backward jumps that are not user loops.
 _NOT_LOOPS = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
@@ -337,12 +341,9 @@ def _walk(
             variable = op.startswith("LOAD_FAST") or (
                 op == "LOAD_DEREF" and chain[0] not in local_imports
             )
-            _note_io(
-                chain,
-                own_imports if op.startswith("LOAD_FAST") else local_imports,
-                variable,
-                totals,
-            )
+            if not _matches_exception(ins, pos):
+                scope = own_imports if op.startswith("LOAD_FAST") else local_imports
+                _note_io(chain, scope, variable, totals)
             if not totals.recursive:
                 totals.recursive = _is_self_call(ins, pos, chain, totals, first_arg)
         if op not in _TRANSPARENT:
@@ -518,6 +519,18 @@ def _attribute_chain(ins: list[dis.Instruction], pos: int) -> list[str]:
     return chain
 
 
+def _matches_exception(ins: list[dis.Instruction], pos: int) -> bool:
+    """Whether the load at ``pos`` only names an exception in an ``except`` clause."""
+    for instr in ins[pos + 1 :]:
+        op = instr.opname
+        if op in _TRANSPARENT or op in _ATTR_OPS or op in _NAME_LOADS or op == "BUILD_TUPLE":
+            continue
+        if op.startswith("LOAD_FAST"):
+            continue
+        return op in _EXCEPTION_MATCH
+    return False
+
+
 def _note_io(chain: list[str], imports: Mapping[str, str], variable: bool, totals: _Totals) -> None:
     """Record ``chain`` if it names blocking I/O; ``imports`` canonicalises its root.
 
@@ -679,6 +692,8 @@ def _imported(dotted: str, search_path: Sequence[str], depth: int) -> Complexity
     if dotted.startswith("."):
         return Complexity.unresolved(f"relative import '{dotted}' cannot be resolved here")
     parts = dotted.split(".")
+    if not all(part.isidentifier() for part in parts):  # also keeps lookups inside the roots
+        return Complexity.unresolved(f"'{dotted}' is not a dotted import path")
     for cut in range(len(parts) - 1, 0, -1):
         module = ".".join(parts[:cut])
         try:

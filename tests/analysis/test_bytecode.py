@@ -281,7 +281,12 @@ IO = {
     "exception class only": (
         "import socket\ndef f(x):\n    try:\n        return g(x)\n    except socket.timeout:\n"
         "        return None\n    except socket.gaierror:\n        return None\n",
-        ("socket.gaierror", "socket.timeout"),
+        (),
+    ),
+    "exception tuple, then a real call": (
+        "import socket, requests\ndef f(u):\n    try:\n        return requests.get(u)\n"
+        "    except (socket.timeout, requests.HTTPError, OSError):\n        return None\n",
+        ("requests.get",),
     ),
 }
 
@@ -549,6 +554,12 @@ def test_source_encoding_is_honoured(workspace):
 )
 def test_imported_failures_say_why(workspace, qualname, reason):
     assert_zero(function_complexity("", qualname, search_path=[workspace]), reason)
+
+
+@pytest.mark.parametrize("qualname", ["pkg..impl.work", "pkg/../pkg.impl.work", ".impl.work"])
+def test_malformed_import_paths_are_refused(workspace, qualname):
+    c = function_complexity("", qualname, search_path=[workspace])
+    assert not c.resolved and c.reason and qualname in c.reason
 
 
 def test_imported_without_search_path():
