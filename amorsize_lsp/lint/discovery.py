@@ -162,16 +162,26 @@ class Discovery:
                 key = path.absolute()
                 if key in seen:
                     continue
-                if self.force_exclude and (
-                    self._excluded(path, False)
-                    or any(part in DEFAULT_EXCLUDES for part in path.absolute().parent.parts)
-                    or _ancestor_ignores(path.absolute().parent)
-                    .with_dir(path.absolute().parent)
-                    .ignored(path.absolute(), False)
-                ):
+                if self.force_exclude and self._force_excluded(path):
                     continue
                 seen.add(key)
                 yield path
+
+    def _force_excluded(self, path: Path) -> bool:
+        """Whether a file named explicitly would be skipped by a walk from the project root."""
+        absolute = path.absolute()
+        if self._excluded(path, False):
+            return True
+        for root in (self.config.root.absolute(), Path.cwd()):
+            try:
+                relative_dirs = absolute.parent.relative_to(root).parts
+            except ValueError:
+                continue
+            if any(part in DEFAULT_EXCLUDES for part in relative_dirs):
+                return True
+            break
+        directory = absolute.parent
+        return _ancestor_ignores(directory).with_dir(directory).ignored(absolute, False)
 
     def _walk(self, root: Path) -> Iterator[Path]:
         ignores = _ancestor_ignores(root).named_explicitly(root.absolute())

@@ -82,9 +82,9 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         loops = "a pure-Python loop" if cx.loop_count == 1 else f"{cx.loop_count} pure-Python loops"
         nesting = f" nested {depth} deep" if depth > 1 else ""
         message = (
-            f"`{shorten(site.function.text)}` runs {loops}{nesting} with no "
-            f"blocking I/O, so on a {friendly_executor(site.executor)} the GIL runs its items "
-            f"one at a time (`{callee(ctx.source, site.span)}`); use a process pool such as "
+            f"`{callee(ctx.source, site.span)}` maps `{shorten(site.function.text)}`, which runs "
+            f"{loops}{nesting} with no blocking I/O, over a {friendly_executor(site.executor)}: "
+            "the GIL lets one item run at a time; use a process pool such as "
             "ProcessPoolExecutor instead"
         )
         yield Finding(

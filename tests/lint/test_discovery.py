@@ -91,3 +91,12 @@ def test_a_directory_named_explicitly_is_walked_even_if_a_parent_ignores_it(tmp_
     )
     assert found(tmp_path, [tmp_path / "versions/3.11"]) == ["versions/3.11/lib/os.py"]
     assert found(tmp_path) == []
+
+
+def test_force_exclude_looks_only_below_the_project_root(tmp_path):
+    # The project itself may live under a directory called "build".
+    root = tmp_path / "build" / "proj"
+    write(root, {"a.py": "", ".venv/b.py": "", "gen/c.py": "", ".gitignore": "gen/\n"})
+    (root / ".git").mkdir()
+    explicit = [root / "a.py", root / ".venv/b.py", root / "gen/c.py"]
+    assert found(root, explicit, force=True) == ["a.py"]

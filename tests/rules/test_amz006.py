@@ -28,7 +28,8 @@ def flagged(source, gil=True):
 
 def test_cpu_bound_function_on_thread_pool_is_flagged():
     (finding,) = flagged(CPU)
-    assert "`crunch` runs 2 pure-Python loops nested 2 deep" in finding.message
+    assert "`ex.map` maps `crunch`, which runs 2 pure-Python loops nested 2 deep" in finding.message
+    assert "the GIL lets one item run at a time" in finding.message
     assert "ProcessPoolExecutor" in finding.message
 
 
