@@ -1,4 +1,9 @@
-"""``github``: GitHub Actions workflow commands, shown as annotations on the diff."""
+"""``github``: GitHub Actions workflow commands, shown as annotations on the diff.
+
+``::warning file=…,line=…,col=…,endLine=…,endColumn=…,title=…::message``; findings
+whose severity is ``error`` (AMZ002, AMZ003) and E999 use ``::error`` so that they
+stand out in the pull request.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,12 @@ def _prop(text: str) -> str:
 def _command(level, code, path, line, col, end_line, end_col, message) -> str:
     props = ",".join(
         [
-            f"title={_prop(f'amorsize-lint ({code})')}",
             f"file={_prop(path)}",
             f"line={line}",
             f"col={col}",
             f"endLine={end_line}",
             f"endColumn={end_col}",
+            f"title={_prop(f'amorsize-lint ({code})')}",
         ]
     )
     return f"::{level} {props}::{_data(f'{path}:{line}:{col}: {code} {message}')}\n"
