@@ -1,15 +1,17 @@
 """Lint files: read, prefilter, analyse, check rules, apply noqa and fixes.
 
 Files that the cheap textual prefilter rules out are never parsed. When more than
-:data:`PARALLEL_THRESHOLD` files remain they are analysed in a process pool: many
-cheap items, so large chunks (four per worker, our own AMZ001 advice) keep IPC low.
+:data:`PARALLEL_THRESHOLD` files (or :data:`PARALLEL_MIN_CHARS` of text) remain,
+they are analysed in a process pool, largest first. Our own AMZ001 advice decides
+the chunksize: a file costs milliseconds to analyse, far more than its IPC, so up
+to :data:`MANY_FILES` files go one per task for load balance; past that, the items
+are many and cheap and each worker gets four large chunks.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
 import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -115,14 +117,9 @@ class LintResult:
 
 
 def usable_cores() -> int:
-    """This machine's usable cores (affinity and cgroup quota) from the engine."""
-    try:
-        from amorsize_lsp.engine.system import usable_cores as engine_cores
-    except ImportError:  # the engine's system profile is optional for linting
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except (AttributeError, OSError):
-            return max(1, os.cpu_count() or 1)
+    """This machine's usable cores (affinity and cgroup quota), from the engine."""
+    from amorsize_lsp.engine.system import usable_cores as engine_cores
+
     return max(1, int(engine_cores()))
 
 
