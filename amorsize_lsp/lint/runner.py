@@ -283,10 +283,18 @@ def process_file(job: Job, settings: Settings) -> FileReport:
     report.suppressed = len(suppressed)
     if settings.show_callsites:
         report.callsites = [site.to_json() for site in analysis.callsites]
+    report.findings = kept
     if settings.fix and any(_applicable(f, settings) for f in kept):
-        _fix_loop(job, job.text, kept, settings, report)
-    else:
-        report.findings = kept
+        try:
+            _fix_loop(job, job.text, kept, settings, report)
+        except Exception as exc:  # a fixer bug must not lose the findings
+            report.findings = kept
+            report.original = report.fixed_text = None
+            report.fixed.clear()
+            report.rejected.append(
+                f"{job.path}: fixes not applied: internal error: {type(exc).__name__}: {exc}; "
+                "please report this with the file"
+            )
     return report
 
 

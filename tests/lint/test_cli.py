@@ -289,3 +289,29 @@ def test_examples_show_every_rule_and_the_clean_one_is_clean():
     assert {f["code"] for f in findings} == expected
     assert not [f for f in findings if f["path"].endswith("good_pipeline.py")]
     assert lint(str(EXAMPLES / "good_pipeline.py")).code == 0
+
+
+def test_a_fix_that_would_not_parse_is_never_written(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from amorsize_lsp.analysis.edits import TextEdit
+    from amorsize_lsp.lint import runner
+    from amorsize_lsp.rules.model import Fix
+
+    real_check = runner.check_module
+
+    def check_with_a_broken_fix(analysis, ctx, codes=None):
+        findings = real_check(analysis, ctx, codes)
+        broken = []
+        for f in findings:
+            bad = TextEdit(f.span, "executor.map(work, items, chunksize=")  # unbalanced
+            broken.append(replace(f, fix=Fix(f.fix.applicability, f.fix.message, (bad,))))
+        return broken
+
+    monkeypatch.setattr(runner, "check_module", check_with_a_broken_fix)
+    write(tmp_path, {"bad.py": BAD_EXECUTOR})
+    run = lint("--fix", "bad.py", cwd=tmp_path)
+    assert (tmp_path / "bad.py").read_text() == BAD_EXECUTOR
+    assert run.code == 1
+    assert "bad.py:10:21: AMZ001 fix not applied: the result would not parse" in run.err
+    assert "AMZ001" in run.out and "(0 fixed, 1 remaining)" in run.out
