@@ -4,6 +4,9 @@ A finding is suppressed by a ``# noqa`` comment on its reported line (the first 
 of its range): a bare ``# noqa`` suppresses everything on the line, ``# noqa: AMZ001,
 AMZ002`` only the listed codes (separated by commas and/or spaces, like ruff).
 Comments are found with the tokenizer, so ``"# noqa"`` inside a string does not count.
+
+A comment line ``# amorsize: noqa`` anywhere in a file exempts the whole file, and
+``# amorsize: noqa: AMZ003`` exempts it from the listed codes (ruff's ``# ruff: noqa``).
 """
 
 from __future__ import annotations
@@ -73,11 +76,39 @@ def _directive(line: int, column: int, comment: str) -> Directive | None:
     match = NOQA_RE.search(comment)
     if match is None:
         return None
-    codes_text = match.group("codes")
-    codes = (
-        frozenset(c.upper() for c in re.split(r"[\s,]+", codes_text) if c) if codes_text else None
-    )
+    codes = _codes(match.group("codes"))
     return Directive(line, column + match.start(), column + match.end(), codes)
+
+
+FILE_NOQA_RE = re.compile(
+    rf"^#\s*amorsize\s*:\s*noqa(?::\s*(?P<codes>{_CODE}(?:(?:\s*,\s*|\s+){_CODE})*))?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _codes(text: str | None) -> frozenset[str] | None:
+    return frozenset(c.upper() for c in re.split(r"[\s,]+", text) if c) if text else None
+
+
+def file_exemption(source: str) -> Directive | None:
+    """The file-wide ``# amorsize: noqa[: CODES]`` directive, if any (codes merged)."""
+    if "amorsize" not in source.lower():
+        return None
+    lines = source.split("\n")
+    codes: set[str] = set()
+    found: Directive | None = None
+    for line, column, comment in _scan(source).comments:
+        if lines[line - 1][:column].strip():
+            continue  # only a comment on its own line counts
+        match = FILE_NOQA_RE.match(comment.strip())
+        if match is None:
+            continue
+        parsed = _codes(match.group("codes"))
+        if parsed is None:
+            return Directive(line, column, column + len(comment), None)
+        codes |= parsed
+        found = Directive(line, column, column + len(comment), frozenset(codes))
+    return found
 
 
 def parse_noqa(source: str) -> dict[int, Directive]:
@@ -100,11 +131,15 @@ def filter_suppressed(
     if not findings:
         return [], []
     directives = parse_noqa(source)
+    exempt = file_exemption(source)
     kept: list[Finding] = []
     suppressed: list[Finding] = []
     for finding in findings:
         directive = directives.get(finding.line)
-        (suppressed if directive and directive.suppresses(finding.code) else kept).append(finding)
+        hidden = (directive is not None and directive.suppresses(finding.code)) or (
+            exempt is not None and exempt.suppresses(finding.code)
+        )
+        (suppressed if hidden else kept).append(finding)
     return kept, suppressed
 
 

@@ -72,3 +72,14 @@ def test_no_suppression_edit_where_a_comment_cannot_go():
     assert suppression_edit(source, 1, "AMZ001") is None
     assert suppression_edit(source, 3, "AMZ001") is None
     assert suppression_edit(source, 2, "AMZ001") is not None
+
+
+def test_file_level_exemption():
+    findings = [finding("AMZ003", 5), finding("AMZ007", 6)]
+    kept, _ = filter_suppressed(findings, "# amorsize: noqa: AMZ003\n")
+    assert [f.code for f in kept] == ["AMZ007"]
+    kept, _ = filter_suppressed(findings, "x = 1\n# Amorsize: NOQA\n")
+    assert kept == []
+    # Not on its own line, or inside a string: no exemption.
+    assert len(filter_suppressed(findings, "x = 1  # amorsize: noqa\n")[0]) == 2
+    assert len(filter_suppressed(findings, 's = """\n# amorsize: noqa\n"""\n')[0]) == 2
