@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply excludes to files named on the command line too (for pre-commit)",
     )
     parser.add_argument(
+        "--stdin-filename",
+        metavar="PATH",
+        help="the path of the source read from standard input (PATH `-`), for messages, "
+        "configuration and per-file-ignores",
+    )
+    parser.add_argument(
         "--show-callsites",
         action="store_true",
         help="print every pool-map call site found, instead of findings",
@@ -181,7 +187,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cli_select = validate_selectors(args.select, "--select")
         cli_ignore = validate_selectors(args.ignore, "--ignore")
-        config = resolve_config(args.config, paths)
+        config_start = [Path(args.stdin_filename)] if args.stdin_filename else paths
+        config = resolve_config(args.config, config_start)
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -204,7 +211,15 @@ def _run(args: argparse.Namespace) -> int:
         show_callsites=args.show_callsites,
         search_path=(str(config.root),),
     )
-    files, missing = _files(config, paths, args.force_exclude, selected)
+    stdin: bytes | None = None
+    if paths == [Path("-")] or (args.stdin_filename and not args.paths):
+        stdin = sys.stdin.buffer.read()
+        name = Path(args.stdin_filename) if args.stdin_filename else Path("-")
+        display = _display(name.absolute(), Path.cwd()) if args.stdin_filename else "-"
+        files = [(name, display, selected - config.ignored_for(name))]
+        missing = []
+    else:
+        files, missing = _files(config, paths, args.force_exclude, selected)
     if not files and not missing:
         print(
             f"{PROG}: warning: no Python files found under {' '.join(map(str, paths))}",
@@ -212,7 +227,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 0
     encodings: dict[str, str] = {}
-    result = lint(files, settings, encodings=encodings)
+    contents = {files[0][1]: stdin} if stdin is not None else None
+    result = lint(files, settings, encodings=encodings, contents=contents)
     result.reports.extend(missing)
     result.files_seen += len(missing)
     result.reports.sort(key=lambda r: r.path)
@@ -230,13 +246,16 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         close_sink = True
     try:
+        if stdin is not None:
+            return _report_stdin(args, result, stdin, sink)
         return _report(args, result, settings, encodings, sink)
     finally:
         if close_sink:
             sink.close()
 
 
-def _report(args, result: LintResult, settings: Settings, encodings, sink: TextIO) -> int:
+def _report(args, result: LintResult, settings: Settings | None, encodings, sink: TextIO) -> int:
+    """Print the report; ``settings`` is None for standard input (nothing to write)."""
     for report in result.reports:
         for note in report.rejected:
             print(f"{PROG}: warning: {note}", file=sys.stderr)
@@ -270,11 +289,11 @@ def _report(args, result: LintResult, settings: Settings, encodings, sink: TextI
         _errors_to_stderr(result)
         return 1 if changed and not args.exit_zero else 0
 
-    if args.fix:
+    if args.fix and settings is not None:
         for problem in write_fixes(result, encodings):
             print(f"{PROG}: error: {problem}", file=sys.stderr)
 
-    if args.add_noqa:
+    if args.add_noqa and settings is not None:
         added, problems = add_noqa(result, encodings)
         for problem in problems:
             print(f"{PROG}: warning: {problem}", file=sys.stderr)
@@ -291,6 +310,20 @@ def _report(args, result: LintResult, settings: Settings, encodings, sink: TextI
 
     has_problems = bool(result.findings or result.errors)
     return 1 if has_problems and not args.exit_zero else 0
+
+
+def _report_stdin(args, result: LintResult, original: bytes, sink: TextIO) -> int:
+    """Standard input: with ``--fix``, the (fixed) source goes to stdout, the report to
+    stderr, as editors and ruff expect; otherwise the report goes to stdout."""
+    if args.fix and not args.diff and not args.show_callsites:
+        (report,) = result.reports
+        if report.fixed_text is not None:
+            sys.stdout.buffer.write(report.fixed_text.encode(report.encoding))
+        else:
+            sys.stdout.buffer.write(original)
+        sys.stdout.flush()
+        sink = sys.stderr
+    return _report(args, result, None, {}, sink)
 
 
 def _nothing_analysed(result: LintResult) -> int:

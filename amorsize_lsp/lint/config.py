@@ -235,7 +235,10 @@ def resolve_config(explicit: Path | None, paths: Iterable[Path]) -> Config:
             raise ConfigError(f"--config {explicit}: no such file")
         return load_config(explicit)
     first = next(iter(paths), Path("."))
-    found = find_config_file(first if first.exists() else Path("."))
+    start = first.absolute()
+    while not start.exists() and start != start.parent:
+        start = start.parent
+    found = find_config_file(start)
     if found is None:
         return Config(root=Path.cwd())
     return load_config(found)

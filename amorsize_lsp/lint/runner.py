@@ -347,15 +347,21 @@ def lint(
     settings: Settings,
     *,
     encodings: dict[str, str] | None = None,
+    contents: dict[str, bytes] | None = None,
 ) -> LintResult:
-    """Lint ``(path, display path, enabled codes)`` triples."""
+    """Lint ``(path, display path, enabled codes)`` triples.
+
+    ``contents`` maps a display path to its bytes when they do not come from the
+    file system (``-`` for standard input).
+    """
     reports: list[FileReport] = []
     jobs: list[Job] = []
     seen = 0
     file_encodings: dict[str, str] = {}
     for path, display, codes in files:
         seen += 1
-        prepared = prepare(path, display, codes, file_encodings)
+        data = contents.get(display) if contents else None
+        prepared = prepare(path, display, codes, file_encodings, data)
         if prepared is None:
             continue
         if isinstance(prepared, FileReport):
@@ -372,13 +378,18 @@ def lint(
 
 
 def prepare(
-    path: Path, display: str, codes: frozenset[str], encodings: dict[str, str]
+    path: Path,
+    display: str,
+    codes: frozenset[str],
+    encodings: dict[str, str],
+    data: bytes | None = None,
 ) -> Job | FileReport | None:
     """Read and decode a file; None when the prefilter rules out every call site."""
     from amorsize_lsp.analysis.driver import may_contain_callsites
 
     try:
-        data = path.read_bytes()
+        if data is None:
+            data = path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return FileReport(display, error=FileError(display, f"cannot read file: {reason}"))

@@ -315,3 +315,57 @@ def test_a_fix_that_would_not_parse_is_never_written(tmp_path, monkeypatch):
     assert run.code == 1
     assert "bad.py:10:21: AMZ001 fix not applied: the result would not parse" in run.err
     assert "AMZ001" in run.out and "(0 fixed, 1 remaining)" in run.out
+
+
+def _stdin(monkeypatch, data: bytes):
+    import io as _io
+
+    class Stdin:
+        buffer = _io.BytesIO(data)
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+
+
+def test_stdin_with_a_filename_uses_its_config(tmp_path, monkeypatch):
+    write(tmp_path, {"pkg/pyproject.toml": "[tool.amorsize]\nmin-items = 0\n"})
+    _stdin(monkeypatch, BAD_EXECUTOR.encode())
+    run = lint("--stdin-filename", "pkg/jobs.py", "-", "--format", "concise", cwd=tmp_path)
+    assert run.code == 1
+    assert run.out.startswith("pkg/jobs.py:10:21: AMZ001 ")
+    _stdin(monkeypatch, b"[tool]\n")
+    bad_config = tmp_path / "pkg/pyproject.toml"
+    bad_config.write_text("[tool.amorsize]\nnope = 1\n")
+    _stdin(monkeypatch, BAD_EXECUTOR.encode())
+    assert lint("--stdin-filename", "pkg/jobs.py", "-", cwd=tmp_path).code == 2
+
+
+def test_stdin_fix_prints_the_fixed_source(tmp_path, monkeypatch):
+    import contextlib
+    import io as _io
+    import sys as _sys
+
+    from amorsize_lsp.lint.cli import main
+
+    _stdin(monkeypatch, BAD_EXECUTOR.encode())
+    out = _io.BytesIO()
+
+    class Stdout:
+        buffer = out
+
+        def write(self, text):
+            out.write(text.encode())
+
+        def flush(self):
+            pass
+
+    err = _io.StringIO()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_sys, "stdout", Stdout())
+    with contextlib.redirect_stderr(err):
+        code = main(["--fix", "-"])
+    assert code == 0
+    assert out.getvalue().decode() == BAD_EXECUTOR.replace(
+        "executor.map(work, items)", "executor.map(work, items, chunksize=32)"
+    )
+    assert "(1 fixed, 0 remaining)" in err.getvalue()
+    assert list(tmp_path.iterdir()) == []
