@@ -39,7 +39,7 @@ from collections.abc import Iterator
 
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
-from ._text import friendly_executor, plural, shorten, text_at
+from ._text import plural, shorten, text_at
 from .model import Applicability, Finding, Fix, RuleContext, Severity
 
 CODE = "AMZ005"
@@ -60,9 +60,8 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             continue
         assert ctor.workers_value is not None
         message = (
-            f"`{shorten(text_at(ctx.source, ctor.span))}` asks for "
-            f"{plural(ctor.workers_value, 'worker process')} for a "
-            f"{friendly_executor(ctor.executor)}, but the target machine has "
+            f"`{shorten(text_at(ctx.source, ctor.span))}` starts "
+            f"{plural(ctor.workers_value, 'worker process')}, but the target machine has "
             f"{plural(cores, 'usable core')} ({ctx.target_cores_origin}); use at most {cores}"
             + (
                 ""
