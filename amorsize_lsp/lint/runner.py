@@ -16,6 +16,7 @@ import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -299,14 +300,17 @@ def process_file(job: Job, settings: Settings) -> FileReport:
 
 
 def _pool_context():
-    """``fork`` on Linux (cheap start, nothing to re-import); the default elsewhere."""
+    """``fork`` on Linux when this process has no other threads (cheap start, nothing
+    to re-import); ``forkserver`` on Linux otherwise; the platform default elsewhere."""
     import multiprocessing
     import sys
     import threading
 
-    if sys.platform == "linux" and threading.active_count() == 1:
+    if sys.platform != "linux":
+        return None
+    if threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return None
+    return multiprocessing.get_context("forkserver")
 
 
 def plan_chunksize(jobs: Sequence[Job], workers: int) -> int:
@@ -338,8 +342,12 @@ def run_jobs(jobs: list[Job], settings: Settings, workers: int | None = None) ->
     # Largest files first, so the last tasks to finish are the cheap ones.
     ordered = sorted(jobs, key=lambda j: len(j.text), reverse=True)
     chunksize = plan_chunksize(ordered, workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as executor:
-        return list(executor.map(work, ordered, chunksize=chunksize))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as executor:
+            return list(executor.map(work, ordered, chunksize=chunksize))
+    except BrokenProcessPool:
+        # A worker died (out of memory, a crash in native code): finish here instead.
+        return [work(job) for job in jobs]
 
 
 def lint(

@@ -52,3 +52,29 @@ def test_many_files_through_the_cli(tmp_path, monkeypatch):
     assert len(lines) == 40
     assert lines == sorted(lines)
     assert all(Path(line.split(":")[0]).parent.name == "pkg" for line in lines)
+
+
+PARENT = None
+
+
+def _crash_in_workers(job, settings):
+    import os
+
+    if os.getpid() != PARENT:
+        os._exit(3)  # a worker dying as if the native parser crashed
+    return runner.process_file.__wrapped__(job, settings)
+
+
+def test_a_dead_worker_does_not_lose_results(monkeypatch):
+    import functools
+    import os
+
+    global PARENT
+    PARENT = os.getpid()
+    real = runner.process_file
+    crashing = functools.wraps(real)(_crash_in_workers)
+    monkeypatch.setattr(runner, "process_file", crashing)
+    jobs = _jobs(PARALLEL_THRESHOLD + 2)
+    reports = run_jobs(jobs, SETTINGS, workers=2)
+    assert _summary(reports) == _summary(run_jobs(jobs, SETTINGS, workers=1))
+    assert len(reports) == len(jobs)
