@@ -177,6 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except Exception as exc:  # exit 2 like ruff, with what a bug report needs
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(
+            f"{PROG}: error: internal error: {type(exc).__name__}: {exc}; please report this "
+            f"with the traceback above ({PROG} {__version__})",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def _run(args: argparse.Namespace) -> int:

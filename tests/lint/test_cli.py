@@ -369,3 +369,17 @@ def test_stdin_fix_prints_the_fixed_source(tmp_path, monkeypatch):
     )
     assert "(1 fixed, 0 remaining)" in err.getvalue()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_internal_error_exits_2_with_a_report(tmp_path, monkeypatch):
+    from amorsize_lsp.lint import cli
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("discovery broke")
+
+    monkeypatch.setattr(cli, "lint", explode)
+    write(tmp_path, {"bad.py": BAD_EXECUTOR})
+    run = lint("bad.py", cwd=tmp_path)
+    assert run.code == 2
+    assert "internal error: RuntimeError: discovery broke; please report this" in run.err
+    assert "Traceback" in run.err
