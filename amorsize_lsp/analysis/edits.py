@@ -61,7 +61,8 @@ def set_chunksize(source: str, site: CallSite, value: int) -> list[TextEdit]:
     Multiprocessing pool methods take chunksize as the third positional argument;
     ``Executor.map`` only by keyword (its third positional is another iterable).
     A missing argument is added as ``chunksize=value`` after the last argument, or
-    before a ``**kwargs`` (which must then not carry a chunksize of its own).
+    before a ``**kwargs``. Should a ``*args`` or ``**kwargs`` already carry a chunksize
+    the edit cannot see, Python rejects the call loudly ("got multiple values").
     """
     _check_value(value, "chunksize")
     index = None if _is_executor(site.executor) else 2
