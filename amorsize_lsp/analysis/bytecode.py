@@ -32,6 +32,7 @@ __all__ = ["Complexity", "code_hash", "complexity_for", "function_complexity"]
 CODE_HASH_LENGTH = 16
 #: Workspace modules larger than this are not read for an imported function.
 MAX_MODULE_BYTES = 5_000_000
+_TOO_DEEP = "code nests too deeply to analyse (hundreds of nested functions or lambdas)"
 #: How many re-exports (``from .impl import f`` in ``__init__.py``) we follow.
 MAX_REEXPORT_DEPTH = 4
 
@@ -188,11 +189,14 @@ def _index(source: str, package: str | None = None) -> _ModuleIndex:
         return _ModuleIndex(None, f"module does not compile: {exc}")
     lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     index = _ModuleIndex(code, None, imports=_imports_in(_instructions(code), package), lines=lines)
-    for qualname, sub in _code_objects(code):
-        index.by_qualname[qualname] = sub  # a later definition replaces an earlier one
-        index.by_short_name.setdefault(qualname.replace("<locals>.", ""), qualname)
-        if sub.co_name == "<lambda>":
-            index.lambdas.append(sub)
+    try:
+        for qualname, sub in _code_objects(code):
+            index.by_qualname[qualname] = sub  # a later definition replaces an earlier one
+            index.by_short_name.setdefault(qualname.replace("<locals>.", ""), qualname)
+            if sub.co_name == "<lambda>":
+                index.lambdas.append(sub)
+    except RecursionError:
+        return _ModuleIndex(None, _TOO_DEEP)
     return index
 
 
@@ -282,7 +286,11 @@ def _measure(
     parts = qualname.split(".")
     owner = parts[-2] if len(parts) >= 2 and parts[-2] != "<locals>" else None
     totals = _Totals(name=parts[-1], owner=owner, lines=lines)
-    _walk(code, 0, totals, dict(imports))
+    try:
+        _walk(code, 0, totals, dict(imports))
+        digest = code_hash(code)
+    except RecursionError:
+        return Complexity.unresolved(_TOO_DEEP)
     io = tuple(sorted(totals.io))
     return Complexity(
         resolved=True,
@@ -294,7 +302,7 @@ def _measure(
         recursive=totals.recursive,
         blocking_io=bool(io),
         io_calls=io,
-        code_hash=code_hash(code),
+        code_hash=digest,
     )
 
 

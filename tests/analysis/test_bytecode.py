@@ -415,6 +415,7 @@ def test_lookup_failures_say_why(qualname, reason):
         ("def f(x):\n\treturn x\n        return 2\n", "line 3"),
         ("x = 1\0\ndef f(): pass\n", ""),
         ("(" * 300 + ")" * 300 + "\ndef f(): pass\n", ""),
+        ("def f(x):\n    return " + "lambda: " * 2000 + "1\n", "nests too deeply"),
     ],
 )
 def test_bad_source_gives_a_reason_not_an_exception(source, reason):
