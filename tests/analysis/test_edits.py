@@ -428,3 +428,31 @@ def test_generated_layouts_round_trip(layout, value):
     positional = [a for a in expr.args if not a.keyword and not a.star]
     chosen = given_as[0] if given_as else positional[2]
     assert isinstance(chosen.value, cst.Integer) and chosen.value.evaluated_value == value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    source=st.one_of(
+        st.text(max_size=120),
+        st.sampled_from([ANALYSED, f"{PREFIX}pool.map(f, xs)\n", "Pool(4).map(f, [1,\n2])\n"]),
+    ),
+    lines=st.tuples(st.integers(-1, 40), st.integers(-1, 40)),
+    columns=st.tuples(st.integers(-1, 60), st.integers(-1, 60)),
+    executor=st.sampled_from([POOL, EXECUTOR, None, "x.Y"]),
+    value=st.integers(-2, 64),
+)
+def test_any_span_gives_edits_or_edit_error(source, lines, columns, executor, value):
+    """Stale or arbitrary spans and values: a usable edit or an ``EditError``, nothing else."""
+    span = Span(lines[0], columns[0], lines[1], columns[1])
+    site = CallSite("t.py", span, "map", executor, FunctionRef("f", FunctionKind.MODULE_DEF))
+    for make in (
+        lambda: set_chunksize(source, site, value),
+        lambda: set_workers(source, PoolConstructor(executor or POOL, span), value),
+    ):
+        try:
+            edits = make()
+        except EditError as exc:
+            assert str(exc)
+            continue
+        assert len(edits) <= 1
+        apply_edits(source, edits)
