@@ -269,6 +269,9 @@ class _ModuleScan:
             arg_cache.append((rec, receiver, args))
             wanted.append((rec.unit, rec.node))
             wanted.extend((rec.unit, a.value) for a in args.values() if a is not None)
+            fn = args["function"]
+            if fn is not None and isinstance(fn.value, cst.Call) and fn.value.args:
+                wanted.append((rec.unit, fn.value.args[0].value))  # what a partial wraps
         spans = self._spans(wanted)
 
         constructors: dict[int, PoolConstructor] = {}
@@ -352,8 +355,14 @@ class _ModuleScan:
         fn_arg, it_arg, cs_arg = args["function"], args["iterable"], args["chunksize"]
         if fn_arg is not None:
             ref = self.function_ref(fn_arg.value, rec.scope, rec.order)
+            wrapped = ref.wrapped
+            if wrapped is not None and isinstance(fn_arg.value, cst.Call):
+                inner_span = spans.get(id(fn_arg.value.args[0].value))
+                wrapped = FunctionRef(
+                    wrapped.text, wrapped.kind, wrapped.qualname, wrapped.wrapped, inner_span
+                )
             ref = FunctionRef(
-                ref.text, ref.kind, ref.qualname, ref.wrapped, spans.get(id(fn_arg.value))
+                ref.text, ref.kind, ref.qualname, wrapped, spans.get(id(fn_arg.value))
             )
         else:
             ref = FunctionRef(text="", kind=FunctionKind.UNKNOWN)

@@ -596,3 +596,17 @@ def test_code_newer_than_the_interpreter_falls_back_to_libcst() -> None:
         "with Pool() as p:\n    p.imap(abs, [1])\n"
     )
     assert [s.method for s in find_callsites(src, "new.py")] == ["imap"]
+
+
+def test_partial_of_lambda_carries_the_lambda_span_for_complexity() -> None:
+    src = (
+        "import functools\nfrom multiprocessing import Pool\n"
+        "with Pool() as p:\n    p.map(functools.partial(lambda x, k: x * k, k=3), [1])\n"
+    )
+    (site,) = find_callsites(src, "p.py")
+    wrapped = site.function.wrapped
+    assert wrapped is not None and wrapped.kind is FunctionKind.LAMBDA
+    assert wrapped.span is not None
+    line = src.splitlines()[wrapped.span.line - 1]
+    assert line[wrapped.span.column : wrapped.span.end_column] == "lambda x, k: x * k"
+    assert not site.function.picklable
