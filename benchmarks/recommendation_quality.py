@@ -41,8 +41,9 @@ from amorsize_lsp.engine.system import SystemProfile
 #: Configurations that would need more chunks than this are left out of the grid:
 #: at the measured per-chunk cost they cannot beat the coarser ones.
 MAX_CHUNKS = 4000
-#: A config slower than this multiple of the best so far is not repeated.
-CUTOFF = 3.0
+#: After the first round, a config slower than this multiple of the best so far is
+#: not repeated (it cannot be the best); the recommendations and serial always are.
+CUTOFF = 1.5
 #: The PPE default (chunksize 1) runs on a prefix of this many items when N is larger,
 #: and its time is scaled to N (marked "~").
 PREFIX_ITEMS = 3000
@@ -71,6 +72,27 @@ def spin_big_result(k: int) -> bytes:
 
 def crc_arg(b: bytes) -> int:
     return zlib.crc32(b)
+
+
+def _spin_for(seconds: float) -> float:
+    t0 = time.perf_counter()
+    spin(round(seconds * ITERS_PER_US * 1e6))
+    return time.perf_counter() - t0
+
+
+def parallel_capacity(cores: int, seconds: float = 0.3) -> float:
+    """How many cores of work this machine did just now: cores × t(1 job) / t(cores jobs).
+
+    On an idle machine it equals the core count; other people's jobs lower it, and
+    every measured speedup with it.
+    """
+    one = _spin_for(seconds)
+    with ctx().Pool(cores) as pool:
+        pool.map(spin, [1] * cores)  # workers started
+        t0 = time.perf_counter()
+        pool.map(spin, [round(seconds * ITERS_PER_US * 1e6)] * cores, chunksize=1)
+        many = time.perf_counter() - t0
+    return cores * one / many
 
 
 def calibrate_spin() -> float:
@@ -256,13 +278,14 @@ def bench_workload(
     if use_joblib:
         extra.append(Config("joblib", run_joblib, cores, None))
     everything = extra + grid
+    always = (rec_cfg, rec_x_cfg, serial)
     for rep in range(reps):
+        # Interleaved rounds: drift in the machine's load hits every config alike.
         best_so_far = min((c.median for c in everything if c.times), default=math.inf)
         for cfg in everything:
-            if rep > 0 and cfg.median > CUTOFF * best_so_far and cfg not in (rec_cfg, rec_x_cfg):
+            if rep > 0 and cfg.median > CUTOFF * best_so_far and cfg not in always:
                 continue
             cfg.times.append(cfg.runner(wl.func, items, cfg.workers, cfg.chunksize))
-            best_so_far = min(best_so_far, cfg.median)
 
     best = min([*grid, serial], key=lambda c: c.median)
     ratios = {cfg.label: cfg.median / best.median for cfg in extra}
@@ -344,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     global ITERS_PER_US
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run: few workloads, 1 rep")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (median); default 3")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (median); default 5")
     ap.add_argument("--only", action="append", default=[], help="workload name substring")
     ap.add_argument("--no-joblib", action="store_true", help="skip joblib")
     ap.add_argument("--json", help="write rows and summary to this file")
@@ -364,8 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         f"PPE chunk {cal.executor_chunk_s * 1e6:.0f} µs, "
         f"IPC {cal.ipc_s_per_byte * 1e9:.2f} ns/byte"
     )
+    cap0 = parallel_capacity(system.usable_cores)
+    print(f"parallel capacity now: {cap0:.2f} of {system.usable_cores} cores (other load)")
     scale = 0.1 if args.quick else 1.0
-    reps = args.reps or (1 if args.quick else 3)
+    reps = args.reps or (1 if args.quick else 5)
     wls = workloads(scale)
     if args.quick and not args.only:
         wls = [
@@ -387,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {wl.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     print()
     summary = print_table(rows, use_joblib)
+    cap1 = parallel_capacity(system.usable_cores)
+    summary["parallel_capacity_start"] = cap0
+    summary["parallel_capacity_end"] = cap1
+    print(f"parallel capacity at the end: {cap1:.2f} of {system.usable_cores} cores")
     print(f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

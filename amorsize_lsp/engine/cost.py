@@ -34,6 +34,13 @@ ASSUMED_ITEMS = 1000
 MEMORY_SHARE = 0.8
 #: How many chunk standard deviations the slowest worker runs past the mean (random order).
 TAIL_Z = 1.0
+#: The last round of chunks is partial: on average half a chunk of idle per worker.
+HALF_CHUNK = 0.5
+#: Share of a chunk's duration by which a worker may finish late for reasons the
+#: sample cannot see (preemption on a shared machine, cache and frequency effects).
+JITTER = 0.1
+#: Relative difference in predicted time below which two worker counts tie.
+TIE = 0.02
 #: Thread pools may exceed the core count when the function mostly waits.
 MAX_WAITING_THREADS = 32
 
@@ -68,14 +75,21 @@ def _fmt_bytes(b: float) -> str:
     return f"{b:.0f} B"
 
 
-def chunk_candidates(n_items: int, workers: int) -> list[int]:
-    """Powers of two up to one chunk per worker, plus Pool's own ``ceil(N / 4w)``."""
-    top = max(1, math.ceil(n_items / workers))
-    out = {1, top, max(1, math.ceil(n_items / (4 * workers)))}
+def chunk_candidates(n_items: int, max_workers: int) -> list[int]:
+    """Powers of two up to N, plus ``ceil(N / w)`` and Pool's ``ceil(N / 4w)`` for each w.
+
+    One set for every worker count, so that the choice of workers and of chunksize
+    are made over a product grid (the monotonicity properties rely on it).
+    """
+    n = max(1, n_items)
+    out = {1, n}
     c = 2
-    while c < top:
+    while c < n:
         out.add(c)
         c *= 2
+    for w in range(1, max(1, max_workers) + 1):
+        out.add(max(1, math.ceil(n / w)))
+        out.add(max(1, math.ceil(n / (4 * w))))
     return sorted(out)
 
 
@@ -133,18 +147,21 @@ def predict(
         u = mean + profile.arg_loads_s + profile.result_dumps_s
         cpu_demand = parent + n * u
 
-    # Compute: whole rounds of chunks over the workers (the last round may be partial).
-    rounds = math.ceil(chunks / w)
+    # Compute: the work spread evenly, but never shorter than one chunk.
     avg_chunk = n / chunks
-    compute = rounds * avg_chunk * u
-    # Load-imbalance tail: how far the slowest worker's last chunk runs past the mean.
+    compute = max(n / w, c) * u
+    # Load-imbalance tail: how far the slowest worker's last chunk runs past the others:
+    # heterogeneous or sorted costs, and (with more chunks than workers) a partial last
+    # round. Never more than the whole work.
     tail = 0.0
-    if w > 1 and chunks > 1:
-        sigma_chunk = math.sqrt(avg_chunk) * profile.cv * mean
+    busy = min(w, chunks)
+    if busy > 1:
         sorted_share = min(max(profile.order_correlation, 0.0), 1.0)
         frac = min(1.0, avg_chunk / n)
-        heavy = avg_chunk * (_top_mean(profile, frac) - mean)
-        tail = (1 - 1 / w) * ((1 - sorted_share) * TAIL_Z * sigma_chunk + sorted_share * heavy)
+        spread = (1 - sorted_share) * TAIL_Z * math.sqrt(avg_chunk) * profile.cv * mean
+        heavy = sorted_share * avg_chunk * (_top_mean(profile, frac) - mean)
+        grain = (HALF_CHUNK if chunks > w else 0.0) + JITTER
+        tail = (1 - 1 / busy) * min(grain * avg_chunk * u + spread + heavy, n * u)
     contention = cpu_demand / min(cores, w + 1)
     body = max(parent, compute + tail, contention)
     return Prediction(w, c, startup + body, startup, parent, compute, tail, contention)
@@ -206,20 +223,22 @@ def recommend(
         )
 
     best_by_w: list[Prediction] = []
+    cands = chunk_candidates(n, w_max)
     for w in range(1, w_max + 1):
         best: Prediction | None = None
-        for c in chunk_candidates(n, w):
+        for c in cands:
             p = predict(profile, system, executor_kind, w, c, n)
             # Ties go to the larger chunk: fewer round trips for the same predicted time.
             if best is None or p.total_s <= best.total_s:
                 best = p
         assert best is not None
         best_by_w.append(best)
-    winner = best_by_w[0]
-    for p in best_by_w[1:]:
-        # Ties go to more workers: the heavier the item, the more that pays.
-        if p.total_s <= winner.total_s:
-            winner = p
+    fastest = min(p.total_s for p in best_by_w)
+    # Predictions within TIE of the fastest are ties (timings on a shared machine
+    # differ by more): ties go to more workers, which pay off as items get heavier.
+    winner = max(
+        (p for p in best_by_w if p.total_s <= fastest * (1 + TIE)), key=lambda p: p.workers
+    )
 
     def speedup(t: float) -> float:
         return t_serial / t if t > 0 else 1.0
