@@ -9,6 +9,7 @@ positions: parentheses and surrounding whitespace excluded).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ import libcst as cst
 from libcst._nodes.internal import CodegenState
 
 from .model import Span
+
+
+class _AllFound(Exception):
+    """Stops code generation once every requested node has its span."""
 
 
 @dataclass(frozen=False)
@@ -65,6 +70,8 @@ class _TrackingState(CodegenState):
                 end.end_line if end else self.line,
                 end.end_column if end else self.column,
             )
+            if len(self.found) == len(self.targets):
+                raise _AllFound
 
 
 def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int, Span]:
@@ -77,5 +84,6 @@ def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int, Sp
         default_newline=module.default_newline,
         targets=targets,
     )
-    module._codegen(state)
+    with contextlib.suppress(_AllFound):
+        module._codegen(state)
     return state.found
