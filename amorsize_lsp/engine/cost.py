@@ -228,8 +228,12 @@ def recommend(
         best: Prediction | None = None
         for c in cands:
             p = predict(profile, system, executor_kind, w, c, n)
-            # Ties go to the larger chunk: fewer round trips for the same predicted time.
-            if best is None or p.total_s <= best.total_s:
+            # Ties (the parent's work often hides the workers' differences) go to the
+            # better-balanced chunk, then to the larger one: fewer round trips.
+            if best is None or (p.total_s, p.compute_s + p.tail_s) <= (
+                best.total_s,
+                best.compute_s + best.tail_s,
+            ):
                 best = p
         assert best is not None
         best_by_w.append(best)
