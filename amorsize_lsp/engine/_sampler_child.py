@@ -30,7 +30,7 @@ PHASE_MARK = "[amorsize-sampler] phase: "
 PRAGMA = re.compile(r"#\s*amorsize:\s*sample\s*=\s*(?P<expr>.+?)\s*$")
 
 #: Spend at most this share of the budget timing calls (the rest is start-up slack).
-TIMING_SHARE = 0.4
+TIMING_SHARE = 0.3
 MIN_ITEMS = 3
 #: Calls shorter than this are timed twice and the faster run kept.
 REPEAT_BELOW_NS = 2_000_000

@@ -120,14 +120,11 @@ def predict(
         # Hand-off of a chunk takes the GIL: it is serial work in the parent.
         parent = chunks * cal.thread_chunk_s
         u = mean
+        cpu_work = n * mean * min(max(profile.cpu_fraction, 0.0), 1.0)
         if system.gil_enabled:
             # CPU-bound Python holds the GIL: that part runs one thread at a time.
-            serial_cpu = n * mean * min(max(profile.cpu_fraction, 0.0), 1.0)
-            parent += serial_cpu
-            busy = n * mean * min(max(profile.cpu_fraction, 0.0), 1.0)
-        else:
-            busy = n * mean * min(max(profile.cpu_fraction, 0.0), 1.0)
-        cpu_demand = busy + chunks * cal.thread_chunk_s
+            parent += cpu_work
+        cpu_demand = cpu_work + chunks * cal.thread_chunk_s
     else:
         method = system.start_method if system.start_method in cal.startup_s else "spawn"
         startup = cal.startup_s.get(method, 0.1) + (w - 1) * cal.startup_per_worker_s.get(
