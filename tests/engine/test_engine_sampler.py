@@ -52,6 +52,9 @@ def segfault(x):
 def leave(x):
     sys.exit(3)
 
+def vanish(x):
+    os._exit(7)
+
 def noisy(x):
     print("user print", x)
     os.write(1, b"raw fd-1 bytes\\n")
@@ -171,6 +174,13 @@ def test_sys_exit_is_caught(mod: Path) -> None:
     r = sample(mod, "leave")
     assert not r.ok and r.error == "exit"
     assert "leave called sys.exit(3) on item 0" in r.message
+
+
+def test_hard_exit_without_an_answer_is_a_crash(mod: Path) -> None:
+    r = sample(mod, "vanish")
+    assert not r.ok and r.error == "crash"
+    assert "exited with code 7 without an answer during measure vanish" in r.message
+    assert r.returncode == 7
 
 
 def test_stdout_noise_cannot_corrupt_the_channel(tmp_path: Path) -> None:
