@@ -383,11 +383,12 @@ def measure(
     a_bytes, a_dumps, a_loads = args.means()
     r_bytes, r_dumps, r_loads = results.means()
     f_err, f_with = function_pickle_check(func)
-    with_ = (
-        "cloudpickle"
-        if "cloudpickle" in (f_with, _name(args.using), _name(results.using))
-        else "pickle"
-    )
+    if f_with == "none" or args.failed or results.failed:
+        with_ = "none"  # no pickler available here can send it; the errors say why
+    elif "cloudpickle" in (f_with, _name(args.using), _name(results.using)):
+        with_ = "cloudpickle"
+    else:
+        with_ = "pickle"
     notes = []
     if not indexable and not sized_iter:
         notes.append(f"iterator: sampled its first {k} items only; its length is unknown")

@@ -60,7 +60,8 @@ class WorkloadProfile:
     function_pickle_error: str | None = None
     args_pickle_error: str | None = None
     result_pickle_error: str | None = None
-    #: "pickle", or "cloudpickle" when the standard pickler failed.
+    #: "pickle"; "cloudpickle" when the standard pickler failed; "none" when neither
+    #: could (cloudpickle missing or failing too).
     pickled_with: str = "pickle"
     notes: list[str] = field(default_factory=list)
 

@@ -338,6 +338,16 @@ def test_child_script_needs_only_the_stdlib(mod: Path, tmp_path: Path) -> None:
         pytest.skip("no interpreter without amorsize_lsp installed")
     r = sample_callsite(base, str(mod), "work", "data", budget_s=0.2)
     assert r.ok, r.message
+    has_cloudpickle = (
+        subprocess.run(
+            [base, "-c", "import cloudpickle"], capture_output=True, check=False, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    lam = sample_callsite(base, str(mod), "square", "data", budget_s=0.2)
+    assert lam.ok and lam.profile is not None, lam.message
+    assert "<lambda>" in (lam.profile.function_pickle_error or "")
+    assert lam.profile.pickled_with == ("cloudpickle" if has_cloudpickle else "none")
     # Outside the package directory: the child must not shadow user modules.
     assert os.path.dirname(CHILD_SCRIPT).endswith("engine")
 
