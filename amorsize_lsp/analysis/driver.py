@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .callsites import analyze_text
 from .model import AnalysisError, ModuleAnalysis
+from .statements import POOL_ONLY_CALL
 
 #: Files larger than this are reported, not parsed: a generated blob is no one's pool code.
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
@@ -21,9 +22,7 @@ MAX_SOURCE_BYTES = 8 * 1024 * 1024
 # Every call site is an attribute call ``<recv>.<method>(``: the dot, the method
 # name and the opening parenthesis may be separated only by whitespace (and line
 # continuations). Pool-only method names are reported even on unknown receivers.
-_POOL_ONLY_CALL = re.compile(
-    r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
-)
+_POOL_ONLY_CALL = re.compile(POOL_ONLY_CALL)
 # ``.map`` and every pool constructor need a name that resolves into one of the
 # pool modules, so the module's name must appear in the text (an import of it),
 # and every pool class name (Pool, ThreadPool, ProcessPoolExecutor,
@@ -45,8 +44,32 @@ def may_contain_callsites(text: str) -> bool:
     return _POOL_ONLY_CALL.search(text) is not None
 
 
+def decode_bytes(data: bytes, path: str) -> tuple[str, str]:
+    """Decode like Python does (BOM, PEP 263 cookie, else UTF-8): text and encoding."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise AnalysisError(path, f"invalid encoding declaration: {exc}") from None
+    try:
+        return data.decode(encoding), encoding
+    except (UnicodeDecodeError, LookupError) as exc:
+        offset = getattr(exc, "start", 0)
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1)
+        detail = (
+            f"byte 0x{data[offset]:02x} at line {line} is not valid {encoding}"
+            if isinstance(exc, UnicodeDecodeError)
+            else f"unknown encoding {encoding}"
+        )
+        message = (
+            f"cannot decode file: {detail}; save it as UTF-8 or declare its encoding "
+            "in a coding comment"
+        )
+        raise AnalysisError(path, message, line, column) from None
+
+
 def decode_source(data: bytes, path: str) -> str:
-    """Decode a Python file the way the interpreter does (PEP 263 cookie, BOM)."""
+    """Size and null-byte checks, then :func:`decode_bytes`."""
     if len(data) > MAX_SOURCE_BYTES:
         raise AnalysisError(
             path,
@@ -56,16 +79,7 @@ def decode_source(data: bytes, path: str) -> str:
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise AnalysisError(path, "file contains a null byte; is it a binary file?", line)
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
-    except (SyntaxError, LookupError) as exc:
-        raise AnalysisError(path, f"cannot determine the file's encoding: {exc}") from None
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise AnalysisError(
-            path, f"cannot decode as {exc.encoding}: invalid byte at offset {exc.start}", line
-        ) from None
+    return decode_bytes(data, path)[0]
 
 
 def analyze_source(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from .lines import line_starts
 from .model import (
     EXECUTOR_KINDS,
     PROCESS_EXECUTOR,
@@ -107,7 +108,7 @@ def apply_edits(source: str, edits: Sequence[TextEdit]) -> str:
 
     Edits must not overlap; insertions at one place go in the order given.
     """
-    starts = _line_starts(source)
+    starts = line_starts(source)
     located = sorted(
         (
             _offset(source, starts, e.span.line, e.span.column),
@@ -167,7 +168,7 @@ def _set_argument(
             return []
         edit = (node_spans(module, [arg.value])[id(arg.value)], str(value))
     else:
-        starts = _line_starts(source)
+        starts = line_starts(source)
         lead = source[starts[span.line - 1] : starts[span.line - 1] + span.column]
         edit = _insertion(snippet, lead, module, call, f"{keyword}={value}")
     new_snippet = apply_edits(snippet, [TextEdit(*edit)])
@@ -235,7 +236,7 @@ def _insertion(
 def _after_open_paren(snippet: str, module: cst.Module, call: cst.Call) -> Span:
     """Just after the ``(`` of an argument-less call."""
     func = node_spans(module, [call.func])[id(call.func)]
-    starts = _line_starts(snippet)
+    starts = line_starts(snippet)
     pos = _offset(snippet, starts, func.end_line, func.end_column)
     while pos < len(snippet) and snippet[pos] != "(":  # only whitespace lies between
         pos += 1
@@ -291,7 +292,7 @@ def _absolute(rel: Span, origin: Span) -> Span:
 
 
 def _slice(source: str, span: Span, what: str) -> str:
-    starts = _line_starts(source)
+    starts = line_starts(source)
     try:
         start = _offset(source, starts, span.line, span.column)
         end = _offset(source, starts, span.end_line, span.end_column)
@@ -302,15 +303,6 @@ def _slice(source: str, span: Span, what: str) -> str:
     if end <= start:
         raise EditError(f"the {what} at {_where(span)} is empty; re-run the analysis")
     return source[start:end]
-
-
-def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    pos = text.find("\n")
-    while pos != -1:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
-    return starts
 
 
 def _offset(text: str, starts: list[int], line: int, column: int) -> int:

@@ -7,7 +7,7 @@ server goes through its position codec for UTF-16 clients).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -30,7 +30,6 @@ POOL_SPECIFIC_METHODS = frozenset(
     {"imap", "imap_unordered", "starmap", "map_async", "starmap_async"}
 )
 POOL_METHODS = POOL_SPECIFIC_METHODS | {"map"}
-EXECUTOR_METHODS = frozenset({"map"})
 
 
 class AnalysisError(Exception):
@@ -199,11 +198,3 @@ class ModuleAnalysis:
     path: str
     callsites: list[CallSite] = field(default_factory=list)
     constructors: list[PoolConstructor] = field(default_factory=list)
-
-
-def span_json(span: Span) -> dict[str, int]:
-    """1-based JSON form of a span, shared by every JSON writer."""
-    d = asdict(span)
-    d["column"] += 1
-    d["end_column"] += 1
-    return d

@@ -29,9 +29,10 @@ from .resolve import STAR_EXPORTS
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_POOL_TEXT = re.compile(
-    r"Pool|get_context|\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
-)
+#: A call of a pool-only method: the dot and the name may be split by whitespace
+#: and line continuations. Shared with the file prefilter in ``driver.py``.
+POOL_ONLY_CALL = r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
+_POOL_TEXT = re.compile(rf"Pool|get_context|{POOL_ONLY_CALL}")
 _CACHE_SIZE = 4096
 _cache: OrderedDict[str, cst.Module] = OrderedDict()
 

@@ -10,9 +10,7 @@ are many and cheap and each worker gets four large chunks.
 
 from __future__ import annotations
 
-import io
 import math
-import tokenize
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -122,36 +120,6 @@ def usable_cores() -> int:
     from amorsize_lsp.engine.system import usable_cores as engine_cores
 
     return max(1, int(engine_cores()))
-
-
-def decode_source(data: bytes, path: str) -> tuple[str, str]:
-    """Decode like Python does (BOM, coding cookie, else UTF-8); FileError if impossible."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:
-        raise _Undecodable(FileError(path, f"invalid encoding declaration: {exc}")) from exc
-    try:
-        return data.decode(encoding), encoding
-    except (UnicodeDecodeError, LookupError) as exc:
-        offset = getattr(exc, "start", 0)
-        line = data.count(b"\n", 0, offset) + 1
-        column = offset - (data.rfind(b"\n", 0, offset) + 1)
-        detail = (
-            f"byte 0x{data[offset]:02x} at line {line} is not valid {encoding}"
-            if isinstance(exc, UnicodeDecodeError)
-            else f"unknown encoding {encoding}"
-        )
-        message = (
-            f"cannot decode file: {detail}; save it as UTF-8 or declare its encoding "
-            "in a coding comment"
-        )
-        raise _Undecodable(FileError(path, message, line, column)) from exc
-
-
-class _Undecodable(Exception):
-    def __init__(self, error: FileError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def _rule_context(job: Job, text: str, settings: Settings) -> RuleContext:
@@ -393,7 +361,7 @@ def prepare(
     data: bytes | None = None,
 ) -> Job | FileReport | None:
     """Read and decode a file; None when the prefilter rules out every call site."""
-    from amorsize_lsp.analysis.driver import may_contain_callsites
+    from amorsize_lsp.analysis.driver import decode_bytes, may_contain_callsites
 
     try:
         if data is None:
@@ -402,9 +370,9 @@ def prepare(
         reason = exc.strerror or str(exc)
         return FileReport(display, error=FileError(display, f"cannot read file: {reason}"))
     try:
-        text, encoding = decode_source(data, display)
-    except _Undecodable as exc:
-        return FileReport(display, error=exc.error)
+        text, encoding = decode_bytes(data, display)
+    except AnalysisError as exc:
+        return FileReport(display, error=FileError(display, exc.message, exc.line, exc.column))
     if not may_contain_callsites(text):
         return None
     encodings[display] = encoding

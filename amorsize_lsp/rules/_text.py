@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL, Span
+from amorsize_lsp.analysis.lines import line_starts
+from amorsize_lsp.analysis.model import Span
 
 _FRIENDLY = {
     "multiprocessing.pool.Pool": "multiprocessing Pool",
@@ -11,17 +12,6 @@ _FRIENDLY = {
     "concurrent.futures.ProcessPoolExecutor": "ProcessPoolExecutor",
     "concurrent.futures.ThreadPoolExecutor": "ThreadPoolExecutor",
 }
-
-
-def line_starts(source: str) -> list[int]:
-    """Offset of the start of each line; lines end at ``\\n`` only, as in libcst."""
-    starts = [0]
-    find = source.find
-    i = find("\n")
-    while i != -1:
-        starts.append(i + 1)
-        i = find("\n", i + 1)
-    return starts
 
 
 def offset_of(source: str, starts: list[int], line: int, column: int) -> int:
@@ -56,10 +46,6 @@ def friendly_executor(executor: str | None) -> str:
     if executor is None:
         return "an unknown pool"
     return _FRIENDLY.get(executor, executor)
-
-
-def is_process_kind(kind: str | None) -> bool:
-    return kind in (PROCESS_POOL, PROCESS_EXECUTOR)
 
 
 def plural(n: int, word: str) -> str:
