@@ -1,6 +1,7 @@
 """The analysis entry point: bytes or text in, call sites with complexity out.
 
-It owns the checks on raw input (size, null bytes, encoding), the textual
+It owns the one decode path (size, NUL bytes, encoding) that every client goes
+through, the textual
 prefilter that skips files which cannot contain a pool call or constructor, and
 attaching each call site's bytecode complexity.
 """
@@ -13,6 +14,7 @@ import tokenize
 from collections.abc import Sequence
 
 from .callsites import analyze_text
+from .lines import position_of
 from .model import AnalysisError, ModuleAnalysis
 from .statements import POOL_ONLY_CALL
 
@@ -44,42 +46,77 @@ def may_contain_callsites(text: str) -> bool:
     return _POOL_ONLY_CALL.search(text) is not None
 
 
-def decode_bytes(data: bytes, path: str) -> tuple[str, str]:
-    """Decode like Python does (BOM, PEP 263 cookie, else UTF-8): text and encoding."""
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-    except SyntaxError as exc:
-        raise AnalysisError(path, f"invalid encoding declaration: {exc}") from None
-    try:
-        return data.decode(encoding), encoding
-    except (UnicodeDecodeError, LookupError) as exc:
-        offset = getattr(exc, "start", 0)
-        line = data.count(b"\n", 0, offset) + 1
-        column = offset - (data.rfind(b"\n", 0, offset) + 1)
-        detail = (
-            f"byte 0x{data[offset]:02x} at line {line} is not valid {encoding}"
-            if isinstance(exc, UnicodeDecodeError)
-            else f"unknown encoding {encoding}"
-        )
-        message = (
-            f"cannot decode file: {detail}; save it as UTF-8 or declare its encoding "
-            "in a coding comment"
-        )
-        raise AnalysisError(path, message, line, column) from None
+#: A PEP 263 coding declaration, on one of the first two lines.
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
 
 
-def decode_source(data: bytes, path: str) -> str:
-    """Size and null-byte checks, then :func:`decode_bytes`."""
-    if len(data) > MAX_SOURCE_BYTES:
+def declared_encoding(data: bytes) -> str | None:
+    """The encoding a PEP 263 comment on the first two lines declares, if any."""
+    head = b"\n".join(data.split(b"\n", 2)[:2])
+    match = _CODING.search(head)
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+def decode_source(source: str | bytes, path: str) -> tuple[str, str]:
+    """The one decode path: size and NUL checks, then decoding like Python: (text, encoding).
+
+    Bytes are decoded per PEP 263 (BOM, coding comment, else UTF-8). Anything that is
+    not source text raises :class:`AnalysisError` naming the first offending line, so
+    no later step (the prefilter included) can hide it.
+    """
+    if len(source) > MAX_SOURCE_BYTES:
+        unit = "MB" if isinstance(source, bytes) else "million characters"
         raise AnalysisError(
             path,
-            f"file is {len(data) / 1e6:.1f} MB, over the {MAX_SOURCE_BYTES // 2**20} MiB limit;"
-            " exclude it from analysis",
+            f"file is {len(source) / 1e6:.1f} {unit}, over the "
+            f"{MAX_SOURCE_BYTES // 2**20} MiB limit; exclude it from analysis",
         )
-    if b"\0" in data:
-        line = data[: data.index(b"\0")].count(b"\n") + 1
-        raise AnalysisError(path, "file contains a null byte; is it a binary file?", line)
-    return decode_bytes(data, path)[0]
+    if isinstance(source, str):
+        if "\0" in source:
+            line, column = position_of(source, source.index("\0"))
+            raise AnalysisError(
+                path, f"not a text file: NUL character at line {line}", line, column
+            )
+        return source, "utf-8"
+    declared = declared_encoding(source)
+    name = declared or "UTF-8"
+    if b"\0" in source:
+        line, column = position_of(source, source.index(b"\0"))
+        raise AnalysisError(
+            path,
+            f"not a {name} text file: NUL byte at line {line}; if it is a binary file, exclude it",
+            line,
+            column,
+        )
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+    except SyntaxError as exc:
+        if declared is not None:
+            raise AnalysisError(
+                path,
+                f"unknown encoding `{declared}` in the coding declaration; "
+                "name a Python text encoding such as utf-8",
+            ) from None
+        encoding = "utf-8"  # undecodable bytes on the first lines: reported below
+        del exc
+    try:
+        return source.decode(encoding), encoding
+    except LookupError:
+        raise AnalysisError(
+            path,
+            f"the coding declaration names `{encoding}`, which is not a text encoding; "
+            "declare a text encoding such as utf-8",
+        ) from None
+    except UnicodeDecodeError as exc:
+        line, column = position_of(source, exc.start)
+        raise AnalysisError(
+            path,
+            f"not a {name} text file: byte 0x{source[exc.start]:02x} at line {line} is not "
+            f"valid {encoding}; save it as {encoding} or declare its encoding in a coding "
+            "comment",
+            line,
+            column,
+        ) from None
 
 
 def analyze_source(
@@ -91,12 +128,7 @@ def analyze_source(
     prefilter: bool = True,
 ) -> ModuleAnalysis:
     """Analyse one module. Raises ``AnalysisError`` (only) for input it cannot read."""
-    text = decode_source(source, path) if isinstance(source, bytes) else source
-    if isinstance(source, str):
-        if len(text) > MAX_SOURCE_BYTES:
-            raise AnalysisError(path, f"file has {len(text)} characters, over the size limit")
-        if "\0" in text:
-            raise AnalysisError(path, "source contains a null character")
+    text, _ = decode_source(source, path)
     if prefilter and not may_contain_callsites(text):
         return ModuleAnalysis(path=path)
     result = analyze_text(text, path)

@@ -13,21 +13,25 @@ analysis; columns are code points, end exclusive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import ast
 
 import libcst as cst
 
-from .lines import line_starts
+from .callsites import _argument
+from .lines import line_starts, offset_of, position_of
 from .model import (
     EXECUTOR_KINDS,
     PROCESS_EXECUTOR,
     THREAD_EXECUTOR,
     CallSite,
+    EditError,
     PoolConstructor,
     Span,
+    TextEdit,
+    apply_edits,
 )
 from .positions import node_spans
+from .scopes import is_main_test
 
 __all__ = [
     "EditError",
@@ -36,24 +40,9 @@ __all__ = [
     "set_chunksize",
     "set_parameters",
     "set_workers",
+    "source_parses",
+    "wrap_in_main_guard",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class TextEdit:
-    """Replace the text under ``span`` with ``new_text`` (an empty span inserts)."""
-
-    span: Span
-    new_text: str
-
-
-class EditError(ValueError):
-    """An edit cannot be made safely, and the source is left as it was.
-
-    Raised when the value is not a positive int, when a span no longer covers a call
-    (the source changed since it was analysed), when edits overlap or fall outside the
-    source, and when the edited call would not parse.
-    """
 
 
 def set_chunksize(source: str, site: CallSite, value: int) -> list[TextEdit]:
@@ -96,40 +85,11 @@ def set_parameters(
     if workers is not None:
         if site.constructor is None:
             raise EditError(
-                f"call at {_where(site.span)} has no known pool constructor to set workers on"
+                f"call at {site.span.where()} has no known pool constructor to set workers on"
             )
         edits += set_workers(source, site.constructor, workers)
     apply_edits(source, edits)  # raises on overlap
     return edits
-
-
-def apply_edits(source: str, edits: Sequence[TextEdit]) -> str:
-    """``source`` with ``edits`` applied; their spans refer to the original text.
-
-    Edits must not overlap; insertions at one place go in the order given.
-    """
-    starts = line_starts(source)
-    located = sorted(
-        (
-            _offset(source, starts, e.span.line, e.span.column),
-            _offset(source, starts, e.span.end_line, e.span.end_column),
-            n,
-            e,
-        )
-        for n, e in enumerate(edits)
-    )
-    out: list[str] = []
-    cursor = 0
-    for start, end, _, edit in located:
-        if end < start:
-            raise EditError(f"edit at {_where(edit.span)} ends before it starts")
-        if start < cursor:
-            raise EditError(f"edit at {_where(edit.span)} overlaps another edit")
-        out.append(source[cursor:start])
-        out.append(edit.new_text)
-        cursor = end
-    out.append(source[cursor:])
-    return "".join(out)
 
 
 # --------------------------------------------------------------------------- internals
@@ -174,22 +134,6 @@ def _set_argument(
     new_snippet = apply_edits(snippet, [TextEdit(*edit)])
     _verify(new_snippet, index, keyword, value, span, what)
     return [TextEdit(_absolute(edit[0], span), edit[1])]
-
-
-def _argument(call: cst.Call, index: int | None, keyword: str) -> cst.Arg | None:
-    """The argument at positional ``index`` or named ``keyword``, as the analysis reads it."""
-    if index is not None:
-        positional = []
-        for arg in call.args:
-            if arg.keyword is not None or arg.star:
-                break
-            positional.append(arg)
-        if index < len(positional):
-            return positional[index]
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg
-    return None
 
 
 def _int_value(node: cst.BaseExpression) -> int | None:
@@ -237,12 +181,10 @@ def _after_open_paren(snippet: str, module: cst.Module, call: cst.Call) -> Span:
     """Just after the ``(`` of an argument-less call."""
     func = node_spans(module, [call.func])[id(call.func)]
     starts = line_starts(snippet)
-    pos = _offset(snippet, starts, func.end_line, func.end_column)
+    pos = offset_of(snippet, starts, func.end_line, func.end_column)
     while pos < len(snippet) and snippet[pos] != "(":  # only whitespace lies between
         pos += 1
-    prefix = snippet[: pos + 1]
-    line = prefix.count("\n") + 1
-    return _point(line, pos + 1 - (prefix.rfind("\n") + 1))
+    return _point(*position_of(snippet, pos + 1))
 
 
 def _point(line: int, column: int) -> Span:
@@ -251,7 +193,7 @@ def _point(line: int, column: int) -> Span:
 
 def _parse_call(snippet: str, span: Span, what: str) -> tuple[cst.Module, cst.Call]:
     """Parse the text under a call's span on its own; it must be exactly one call."""
-    stale = f"the {what} at {_where(span)} is not a call any more; re-run the analysis"
+    stale = f"the {what} at {span.where()} is not a call any more; re-run the analysis"
     try:
         module = cst.parse_module(snippet)
     except (cst.ParserSyntaxError, RecursionError, ValueError):
@@ -275,11 +217,11 @@ def _verify(
         _, call = _parse_call(new_snippet, span, what)
     except EditError:
         raise EditError(
-            f"setting {keyword} on the {what} at {_where(span)} would not parse"
+            f"setting {keyword} on the {what} at {span.where()} would not parse"
         ) from None
     arg = _argument(call, index, keyword)
     if arg is None or _int_value(arg.value) != value:
-        raise EditError(f"could not set {keyword}={value} on the {what} at {_where(span)}")
+        raise EditError(f"could not set {keyword}={value} on the {what} at {span.where()}")
 
 
 def _absolute(rel: Span, origin: Span) -> Span:
@@ -294,27 +236,109 @@ def _absolute(rel: Span, origin: Span) -> Span:
 def _slice(source: str, span: Span, what: str) -> str:
     starts = line_starts(source)
     try:
-        start = _offset(source, starts, span.line, span.column)
-        end = _offset(source, starts, span.end_line, span.end_column)
-    except EditError:
+        start = offset_of(source, starts, span.line, span.column)
+        end = offset_of(source, starts, span.end_line, span.end_column)
+    except ValueError:
         raise EditError(
-            f"the {what} at {_where(span)} lies outside the source; re-run the analysis"
+            f"the {what} at {span.where()} lies outside the source; re-run the analysis"
         ) from None
     if end <= start:
-        raise EditError(f"the {what} at {_where(span)} is empty; re-run the analysis")
+        raise EditError(f"the {what} at {span.where()} is empty; re-run the analysis")
     return source[start:end]
 
 
-def _offset(text: str, starts: list[int], line: int, column: int) -> int:
-    """Offset of (1-based line, 0-based column); the column may be the line's end."""
-    if not 1 <= line <= len(starts):
-        raise EditError(f"line {line} is outside the source ({len(starts)} lines)")
-    start = starts[line - 1]
-    end = starts[line] - 1 if line < len(starts) else len(text)
-    if not 0 <= column <= end - start:
-        raise EditError(f"column {column + 1} is outside line {line}")
-    return start + column
+# --------------------------------------------------------------------------- main guard
 
 
-def _where(span: Span) -> str:
-    return f"{span.line}:{span.column + 1}"
+def wrap_in_main_guard(source: str, statement_index: int) -> TextEdit | None:
+    """The edit that moves module statements ``statement_index``.. under a main guard.
+
+    None when that would change what the module means to its workers: the block
+    defines a function or class, holds a ``__future__`` import or a main guard of its
+    own, or binds a name that a function, lambda or class body elsewhere reads (worker
+    processes would no longer see it). Statements are re-indented by libcst, so the
+    contents of multi-line strings are left as they were.
+    """
+    try:
+        tree = ast.parse(source)
+        module = cst.parse_module(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
+        return None
+    if not 0 <= statement_index < len(module.body) or len(tree.body) != len(module.body):
+        return None
+    block = module.body[statement_index:]
+    if any(isinstance(s, cst.If) and is_main_test(s.test) for s in block):
+        return None
+    if not _movable(tree, statement_index):
+        return None
+    first, *rest = block
+    guard = cst.If(
+        test=cst.parse_expression('__name__ == "__main__"'),
+        body=cst.IndentedBlock(
+            body=[
+                s.visit(_BlankLinesUnindented())
+                for s in (first.with_changes(leading_lines=()), *rest)
+            ]
+        ),
+        leading_lines=first.leading_lines,
+    )
+    start = len(
+        module.code_for_node(module.with_changes(body=module.body[:statement_index], footer=()))
+    )
+    end = start + sum(len(module.code_for_node(s)) for s in block)
+    span = Span(*position_of(source, start), *position_of(source, end))
+    new_text = module.code_for_node(guard)
+    if source[start:end] == new_text:
+        return None
+    return TextEdit(span, new_text)
+
+
+class _BlankLinesUnindented(cst.CSTTransformer):
+    """Blank lines moved into the guard stay empty rather than indented."""
+
+    def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        if updated.comment is None:
+            return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
+        return updated
+
+
+def _movable(tree: ast.Module, index: int) -> bool:
+    """No def, class or ``__future__`` import moves, and no moved name is read elsewhere."""
+    block = tree.body[index:]
+    for stmt in block:
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                return False
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                return False
+    bound: set[str] = set()
+    for stmt in block:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                bound.add(node.id)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+    return not (bound & _names_read_in_bodies(tree))
+
+
+def _names_read_in_bodies(tree: ast.Module) -> set[str]:
+    """Names read inside function, lambda and class bodies anywhere in the module."""
+    names: set[str] = set()
+    scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+    for node in ast.walk(tree):
+        if isinstance(node, scoped):
+            names.update(
+                n.id
+                for n in ast.walk(node)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            )
+    return names
+
+
+def source_parses(text: str) -> bool:
+    """Whether libcst parses ``text``: every fix is checked with this before it is written."""
+    try:
+        cst.parse_module(text)
+    except Exception:  # ParserSyntaxError, and rarely others from the native parser
+        return False
+    return True

@@ -7,9 +7,15 @@ server goes through its position codec for UTF-16 clients).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .lines import line_starts, offset_of
+
+if TYPE_CHECKING:
+    from .bytecode import FunctionComplexity
 
 PROCESS_POOL = "process_pool"
 THREAD_POOL = "thread_pool"
@@ -54,6 +60,60 @@ class Span:
     column: int
     end_line: int
     end_column: int
+
+    def where(self) -> str:
+        """``line:column`` with a 1-based column, as messages show positions."""
+        return f"{self.line}:{self.column + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """Replace the text under ``span`` with ``new_text`` (an empty span inserts).
+
+    The one edit type of the project: fixes, suppressions and the server's code
+    actions all carry these, so none of them needs the parser to describe a change.
+    """
+
+    span: Span
+    new_text: str
+
+
+class EditError(ValueError):
+    """An edit cannot be made safely, and the source is left as it was.
+
+    Raised when the value is not a positive int, when a span no longer covers a call
+    (the source changed since it was analysed), when edits overlap or fall outside the
+    source, and when the edited code would not parse.
+    """
+
+
+def apply_edits(source: str, edits: Sequence[TextEdit]) -> str:
+    """``source`` with ``edits`` applied; their spans refer to the original text.
+
+    Edits must not overlap; insertions at one place go in the order given.
+    """
+    starts = line_starts(source)
+    located = []
+    for n, e in enumerate(edits):
+        try:
+            start = offset_of(source, starts, e.span.line, e.span.column)
+            end = offset_of(source, starts, e.span.end_line, e.span.end_column)
+        except ValueError as exc:
+            raise EditError(f"edit at {e.span.where()}: {exc}") from None
+        located.append((start, end, n, e))
+    located.sort(key=lambda item: item[:3])
+    out: list[str] = []
+    cursor = 0
+    for start, end, _, edit in located:
+        if end < start:
+            raise EditError(f"edit at {edit.span.where()} ends before it starts")
+        if start < cursor:
+            raise EditError(f"edit at {edit.span.where()} overlaps another edit")
+        out.append(source[cursor:start])
+        out.append(edit.new_text)
+        cursor = end
+    out.append(source[cursor:])
+    return "".join(out)
 
 
 class FunctionKind(str, Enum):
@@ -145,8 +205,7 @@ class CallSite:
     chunksize_style: str | None = None
     constructor: PoolConstructor | None = None
     #: The callee's bytecode complexity, filled in by the analysis driver.
-    complexity: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    complexity: FunctionComplexity | None = None
 
     @property
     def kind(self) -> str | None:

@@ -92,7 +92,7 @@ class CallRecord:
     bound_self_attr: str | None = None
 
 
-def _is_main_test(test: cst.BaseExpression) -> bool:
+def is_main_test(test: cst.BaseExpression) -> bool:
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return False
     op = test.comparisons[0]
@@ -362,7 +362,7 @@ class ScopeBuilder:
         self._loop_blocks.add(id(node.body))
 
     def visit_If(self, node: cst.If) -> None:
-        if _is_main_test(node.test):
+        if is_main_test(node.test):
             self._guard_blocks.add(id(node.body))
 
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TextIO
 
 from amorsize_lsp import __version__
+from amorsize_lsp.config import Config, ConfigError, resolve_config, validate_selectors
 from amorsize_lsp.rules.registry import all_rules, get_rule
 
-from .config import Config, ConfigError, resolve_config, validate_selectors
 from .discovery import Discovery, Missing
 from .fixes import add_noqa, render_diff, write_fixes
 from .formats import FORMATS, OutputOptions
-from .runner import FileError, FileReport, LintResult, Settings, lint, usable_cores
+from .runner import FileError, FileReport, LintResult, Settings, lint
 from .show import write_callsites
 from .statistics import write_statistics
 
@@ -203,23 +203,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     selected = config.selected_codes(cli_select, cli_ignore)
-    if config.target_cores is not None:
-        cores = config.target_cores
-        origin = f"target-cores in {config.source.name if config.source else 'configuration'}"
-    else:
-        cores = usable_cores()
-        origin = "this machine's usable cores"
-    from amorsize_lsp.rules.amz006_cpu_bound_thread_pool import gil_enabled
-
     settings = Settings(
-        target_cores=cores,
-        target_cores_origin=origin,
-        min_items=config.min_items,
-        gil_enabled=gil_enabled(),
+        check=config.check_settings(select=cli_select, ignore=cli_ignore),
         fix=args.fix or args.diff,
         unsafe_fixes=args.unsafe_fixes,
         show_callsites=args.show_callsites,
-        search_path=(str(config.root),),
     )
     stdin: bytes | None = None
     if paths == [Path("-")] or (args.stdin_filename and not args.paths):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pathspec
 
-from .config import Config, relative_posix
+from amorsize_lsp.config import Config, relative_posix
 
 DEFAULT_EXCLUDES = frozenset(
     {

@@ -13,17 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
+from amorsize_lsp.analysis.edits import source_parses
+from amorsize_lsp.analysis.model import apply_edits
 from amorsize_lsp.rules.noqa import suppression_edit
-
-
-def parses(text: str) -> bool:
-    import libcst
-
-    try:
-        libcst.parse_module(text)
-    except Exception:  # ParserSyntaxError, and rarely others from the native parser
-        return False
-    return True
 
 
 def write_text_atomically(path: Path, text: str, encoding: str) -> None:
@@ -47,7 +39,7 @@ def write_fixes(result, encodings: dict[str, str]) -> list[str]:
     for report in result.reports:
         if report.fixed_text is None:
             continue
-        if not parses(report.fixed_text):
+        if not source_parses(report.fixed_text):
             problems.append(f"{report.path}: fixes not written: the fixed file would not parse")
             continue
         try:
@@ -82,8 +74,6 @@ def render_diff(result, out: TextIO) -> bool:
 
 def add_noqa(result, encodings: dict[str, str]) -> tuple[int, list[str]]:
     """Add ``# noqa: CODE`` for every remaining finding; (directives added, problems)."""
-    from amorsize_lsp.analysis.edits import apply_edits
-
     added = 0
     problems: list[str] = []
     for report in result.reports:
@@ -114,7 +104,7 @@ def add_noqa(result, encodings: dict[str, str]) -> tuple[int, list[str]]:
                 count += 1
         if new_text == text:
             continue
-        if not parses(new_text):
+        if not source_parses(new_text):
             problems.append(f"{report.path}: noqa comments not added: the result would not parse")
             continue
         write_text_atomically(path, new_text, encoding)

@@ -1,4 +1,5 @@
-"""Lint files: read, prefilter, analyse, check rules, apply noqa and fixes.
+"""Lint files: read and decode them, prefilter, then check each through the shared
+seam (:func:`amorsize_lsp.check.check_source`, and ``fix_source`` for ``--fix``).
 
 Files that the cheap textual prefilter rules out are never parsed. When more than
 :data:`PARALLEL_THRESHOLD` files (or :data:`PARALLEL_MIN_CHARS` of text) remain,
@@ -15,16 +16,15 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from amorsize_lsp.analysis.driver import decode_source, may_contain_callsites
 from amorsize_lsp.analysis.model import AnalysisError
-from amorsize_lsp.rules.amz006_cpu_bound_thread_pool import CODE as AMZ006
-from amorsize_lsp.rules.model import Applicability, Finding, RuleContext
-from amorsize_lsp.rules.noqa import filter_suppressed
-from amorsize_lsp.rules.registry import check_module
+from amorsize_lsp.check import CheckError, CheckSettings, check_source, fix_source
+from amorsize_lsp.rules.model import Finding
 
 #: Above this many files (after the prefilter), analyse them in a process pool.
 PARALLEL_THRESHOLD = 32
@@ -32,32 +32,19 @@ PARALLEL_THRESHOLD = 32
 PARALLEL_MIN_CHARS = 200_000
 #: Past this many files, send them to workers in chunks rather than one by one.
 MANY_FILES = 256
-#: Re-analyse and fix again at most this many times per file (fixes can overlap).
-MAX_FIX_ROUNDS = 10
 
-
-@dataclass(frozen=True, slots=True)
-class FileError:
-    """Why a file could not be analysed; reported as E999 in every format."""
-
-    path: str
-    message: str
-    line: int = 1
-    column: int = 0
+#: Why a file could not be analysed; reported as E999 in every format.
+FileError = CheckError
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a worker needs besides the file; picklable."""
 
-    target_cores: int
-    target_cores_origin: str
-    min_items: int = 50
-    gil_enabled: bool = True
+    check: CheckSettings
     fix: bool = False
     unsafe_fixes: bool = False
     show_callsites: bool = False
-    search_path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,148 +109,39 @@ def usable_cores() -> int:
     return max(1, int(engine_cores()))
 
 
-def _rule_context(job: Job, text: str, settings: Settings) -> RuleContext:
-    return RuleContext(
-        source=text,
-        path=job.path,
-        target_cores=settings.target_cores,
-        target_cores_origin=settings.target_cores_origin,
-        min_items=settings.min_items,
-        gil_enabled=settings.gil_enabled,
-    )
-
-
-def _check(job: Job, text: str, settings: Settings):
-    """Analyse ``text`` and run the selected rules: (kept, suppressed, analysis)."""
-    from amorsize_lsp.analysis.driver import analyze_source
-
-    needs_complexity = settings.show_callsites or AMZ006 in job.codes
-    analysis = analyze_source(
-        text, job.path, search_path=settings.search_path, complexity=needs_complexity
-    )
-    findings = check_module(analysis, _rule_context(job, text, settings), job.codes)
-    kept, suppressed = filter_suppressed(findings, text)
-    return kept, suppressed, analysis
-
-
-def _applicable(finding: Finding, settings: Settings) -> bool:
-    fix = finding.fix
-    if fix is None or not fix.edits:
-        return False
-    if fix.applicability is Applicability.SAFE:
-        return True
-    return settings.unsafe_fixes and fix.applicability is Applicability.UNSAFE
-
-
-def _edit_range(edit) -> tuple[tuple[int, int], tuple[int, int]]:
-    s = edit.span
-    return (s.line, s.column), (s.end_line, s.end_column)
-
-
-def _overlaps(a, b) -> bool:
-    (a0, a1), (b0, b1) = _edit_range(a), _edit_range(b)
-    return not (a1 <= b0 or b1 <= a0) or a0 == b0
-
-
-def _parses(text: str) -> bool:
-    import libcst
-
-    try:
-        libcst.parse_module(text)
-    except Exception:  # libcst raises ParserSyntaxError and, rarely, others
-        return False
-    return True
-
-
-def _apply(text: str, findings: Sequence[Finding]) -> str:
-    from amorsize_lsp.analysis.edits import apply_edits
-
-    edits = [e for f in findings for e in f.fix.edits]  # type: ignore[union-attr]
-    return apply_edits(text, edits)
-
-
-def _fix_loop(job: Job, text: str, kept: list[Finding], settings: Settings, report: FileReport):
-    """Apply fixes until none applies; every intermediate text must parse."""
-    rejected: set[tuple[str, int, int]] = set()
-    current = text
-    for _ in range(MAX_FIX_ROUNDS):
-        candidates = [
-            f
-            for f in kept
-            if _applicable(f, settings) and (f.code, f.span.line, f.span.column) not in rejected
-        ]
-        if not candidates:
-            break
-        chosen: list[Finding] = []
-        for finding in sorted(candidates, key=Finding.sort_key):
-            edits = finding.fix.edits  # type: ignore[union-attr]
-            if any(_overlaps(e, c) for e in edits for f in chosen for c in f.fix.edits):  # type: ignore[union-attr]
-                continue
-            chosen.append(finding)
-        new_text = _apply(current, chosen)
-        if not _parses(new_text):
-            # Find the culprits one by one; apply only the fixes that keep it parseable.
-            good: list[Finding] = []
-            for finding in chosen:
-                if _parses(_apply(current, [*good, finding])):
-                    good.append(finding)
-                else:
-                    rejected.add((finding.code, finding.span.line, finding.span.column))
-                    report.rejected.append(
-                        f"{job.path}:{finding.span.line}:{finding.span.column + 1}: "
-                        f"{finding.code} fix not applied: the result would not parse"
-                    )
-            chosen = good
-            new_text = _apply(current, chosen) if chosen else current
-        if new_text == current:
-            break
-        report.fixed.update(f.code for f in chosen)
-        current = new_text
-        try:
-            kept, suppressed, _ = _check(job, current, settings)
-        except AnalysisError:  # cannot happen for text that parses; keep the last good one
-            break
-        report.suppressed = len(suppressed)
-    if current != text:
-        report.original = text
-        report.fixed_text = current
-    report.findings = kept
-
-
 def process_file(job: Job, settings: Settings) -> FileReport:
-    """Analyse one decoded file; never raises for bad input."""
+    """Check one decoded file through the shared seam; never raises for bad input."""
+    check = replace(settings.check, codes=job.codes, complexity=settings.show_callsites)
+    result = check_source(job.text, job.path, check)
     report = FileReport(path=job.path)
-    try:
-        kept, suppressed, analysis = _check(job, job.text, settings)
-    except AnalysisError as exc:
-        report.error = FileError(job.path, exc.message, exc.line, exc.column)
-        return report
-    except RecursionError:
-        report.error = FileError(job.path, "file is too deeply nested to analyse")
-        return report
-    except Exception as exc:  # an analyser bug must not hide other files' results
-        report.error = FileError(
-            job.path,
-            f"internal error while analysing: {type(exc).__name__}: {exc}; "
-            "please report this with the file",
-        )
+    if result.errors:
+        report.error = result.errors[0]
         return report
     report.analysed = True
-    report.suppressed = len(suppressed)
-    if settings.show_callsites:
-        report.callsites = [site.to_json() for site in analysis.callsites]
-    report.findings = kept
-    if settings.fix and any(_applicable(f, settings) for f in kept):
+    report.suppressed = len(result.suppressed)
+    if settings.show_callsites and result.analysis is not None:
+        report.callsites = [site.to_json() for site in result.analysis.callsites]
+    report.findings = result.findings
+    if settings.fix and any(
+        f.fix and f.fix.applies(settings.unsafe_fixes) for f in result.findings
+    ):
         try:
-            _fix_loop(job, job.text, kept, settings, report)
+            outcome = fix_source(
+                job.text, job.path, check, unsafe=settings.unsafe_fixes, first=result
+            )
         except Exception as exc:  # a fixer bug must not lose the findings
-            report.findings = kept
-            report.original = report.fixed_text = None
-            report.fixed.clear()
             report.rejected.append(
                 f"{job.path}: fixes not applied: internal error: {type(exc).__name__}: {exc}; "
                 "please report this with the file"
             )
+            return report
+        report.rejected = outcome.rejected
+        report.fixed = outcome.fixed
+        report.findings = outcome.result.findings
+        report.suppressed = len(outcome.result.suppressed)
+        if outcome.text != job.text:
+            report.original = job.text
+            report.fixed_text = outcome.text
     return report
 
 
@@ -360,9 +238,10 @@ def prepare(
     encodings: dict[str, str],
     data: bytes | None = None,
 ) -> Job | FileReport | None:
-    """Read and decode a file; None when the prefilter rules out every call site."""
-    from amorsize_lsp.analysis.driver import decode_bytes, may_contain_callsites
+    """Read and decode a file; None when the prefilter rules out every call site.
 
+    Decoding comes first, so the prefilter never hides a file that is not text.
+    """
     try:
         if data is None:
             data = path.read_bytes()
@@ -370,7 +249,7 @@ def prepare(
         reason = exc.strerror or str(exc)
         return FileReport(display, error=FileError(display, f"cannot read file: {reason}"))
     try:
-        text, encoding = decode_bytes(data, display)
+        text, encoding = decode_source(data, display)
     except AnalysisError as exc:
         return FileReport(display, error=FileError(display, exc.message, exc.line, exc.column))
     if not may_contain_callsites(text):

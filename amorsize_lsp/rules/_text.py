@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amorsize_lsp.analysis.lines import line_starts
+from amorsize_lsp.analysis.lines import line_starts, offset_of
 from amorsize_lsp.analysis.model import Span
 
 _FRIENDLY = {
@@ -14,18 +14,11 @@ _FRIENDLY = {
 }
 
 
-def offset_of(source: str, starts: list[int], line: int, column: int) -> int:
-    """Offset of a (1-based line, 0-based column) position, clamped to the source."""
-    if line > len(starts):
-        return len(source)
-    return min(starts[line - 1] + column, len(source))
-
-
 def text_at(source: str, span: Span) -> str:
     """The source text covered by ``span`` (code-point columns, end exclusive)."""
     starts = line_starts(source)
-    begin = offset_of(source, starts, span.line, span.column)
-    end = offset_of(source, starts, span.end_line, span.end_column)
+    begin = offset_of(source, starts, span.line, span.column, clamp=True)
+    end = offset_of(source, starts, span.end_line, span.end_column, clamp=True)
     return source[begin:end]
 
 

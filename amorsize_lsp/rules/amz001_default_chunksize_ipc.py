@@ -17,14 +17,16 @@ either: it ignores `chunksize`, and threads pay no IPC.
 ```python
 from concurrent.futures import ProcessPoolExecutor
 
-with ProcessPoolExecutor() as executor:
-    results = list(executor.map(score, records))
+if __name__ == "__main__":
+    with ProcessPoolExecutor() as executor:
+        results = list(executor.map(score, records))
 ```
 
 Use instead:
 ```python
-with ProcessPoolExecutor() as executor:
-    results = list(executor.map(score, records, chunksize=32))
+if __name__ == "__main__":
+    with ProcessPoolExecutor() as executor:
+        results = list(executor.map(score, records, chunksize=32))
 ```
 
 ## Fix
@@ -45,13 +47,14 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL, CallSite, ModuleAnalysis
 
 from ._text import callee, friendly_executor, plural
-from .model import Applicability, Finding, Fix, RuleContext, Severity
+from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
 CODE = "AMZ001"
 NAME = "default-chunksize-ipc"
 SEVERITY = Severity.WARNING
 FIX = Applicability.SAFE
 SUMMARY = "process-pool map without chunksize pays one IPC round trip per item"
+NEEDS: frozenset[Need] = frozenset({Need.RECOMMENDATION})
 
 _FLAGGED = {
     PROCESS_EXECUTOR: frozenset({"map"}),

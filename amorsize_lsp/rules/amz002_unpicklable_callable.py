@@ -43,13 +43,14 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import CallSite, FunctionKind, FunctionRef, ModuleAnalysis
 
 from ._text import callee, friendly_executor, shorten
-from .model import Finding, RuleContext, Severity
+from .model import Finding, Need, RuleContext, Severity
 
 CODE = "AMZ002"
 NAME = "unpicklable-callable"
 SEVERITY = Severity.ERROR
 FIX = None
 SUMMARY = "lambda or nested function passed to a process pool cannot be pickled"
+NEEDS: frozenset[Need] = frozenset()
 
 
 def _describe(ref: FunctionRef) -> str:

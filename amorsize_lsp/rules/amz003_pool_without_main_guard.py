@@ -43,19 +43,19 @@ imported.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 
-from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor, Span
+from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
 from ._text import friendly_executor, shorten, text_at
-from .model import Applicability, Finding, Fix, RuleContext, Severity
+from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
 CODE = "AMZ003"
 NAME = "pool-without-main-guard"
 SEVERITY = Severity.ERROR
 FIX = Applicability.UNSAFE
 SUMMARY = "process pool created at module level without a main guard"
+NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor) -> bool:
@@ -91,29 +91,11 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
 
 def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
     """Wrap the trailing block of module statements from the pool on in a main guard."""
-    import libcst as cst
+    from amorsize_lsp.analysis.edits import wrap_in_main_guard
 
-    index = ctor.statement_index
-    if index is None:
+    if ctor.statement_index is None:
         return None
-    try:
-        tree = ast.parse(source)
-        module = cst.parse_module(source)
-    except (SyntaxError, ValueError, cst.ParserSyntaxError):
-        return None
-    if index >= len(module.body) or len(tree.body) != len(module.body):
-        return None
-    if not _trailing_block_is_movable(tree, index):
-        return None
-    first, *rest = module.body[index:]
-    moved = [first.with_changes(leading_lines=()), *rest]
-    guard = cst.If(
-        test=cst.parse_expression('__name__ == "__main__"'),
-        body=cst.IndentedBlock(body=[s.visit(_blank_lines_unindented()) for s in moved]),
-        leading_lines=first.leading_lines,
-    )
-    new_source = module.with_changes(body=[*module.body[:index], guard]).code
-    edit = _single_edit(source, new_source)
+    edit = wrap_in_main_guard(source, ctor.statement_index)
     if edit is None:
         return None
     return Fix(
@@ -121,98 +103,3 @@ def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
         'Wrap the module-level pool code in `if __name__ == "__main__":`',
         (edit,),
     )
-
-
-def _blank_lines_unindented():
-    """A transformer: blank lines moved into the guard stay empty, not indented."""
-    import libcst as cst
-
-    class BlankLinesUnindented(cst.CSTTransformer):
-        def leave_EmptyLine(self, original: cst.EmptyLine, updated: cst.EmptyLine):
-            if updated.comment is None:
-                return updated.with_changes(indent=False, whitespace=cst.SimpleWhitespace(""))
-            return updated
-
-    return BlankLinesUnindented()
-
-
-class _Loads(ast.NodeVisitor):
-    """Names read inside function, lambda and class bodies anywhere in the module."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-        self._depth = 0
-
-    def _scoped(self, node: ast.AST) -> None:
-        self._depth += 1
-        self.generic_visit(node)
-        self._depth -= 1
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = visit_ClassDef = _scoped
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if self._depth and isinstance(node.ctx, ast.Load):
-            self.names.add(node.id)
-
-
-def _bound_names(stmt: ast.stmt) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, ast.alias):
-            names.add((node.asname or node.name).split(".")[0])
-    return names
-
-
-def _is_main_guard(stmt: ast.stmt) -> bool:
-    return isinstance(stmt, ast.If) and "__name__" in {
-        n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)
-    }
-
-
-def _trailing_block_is_movable(tree: ast.Module, index: int) -> bool:
-    block = tree.body[index:]
-    for stmt in block:
-        for node in ast.walk(stmt):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                return False
-            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                return False
-        if _is_main_guard(stmt):
-            return False
-    loads = _Loads()
-    loads.visit(tree)
-    bound: set[str] = set()
-    for stmt in block:
-        bound |= _bound_names(stmt)
-    return not (bound & loads.names)
-
-
-def _single_edit(old: str, new: str):  # -> TextEdit | None
-    """One edit replacing the differing middle of ``old`` with that of ``new``."""
-    from amorsize_lsp.analysis.edits import TextEdit
-
-    if old == new:
-        return None
-    start = 0
-    limit = min(len(old), len(new))
-    while start < limit and old[start] == new[start]:
-        start += 1
-    # Start edits at a line boundary so the replacement reads as whole lines.
-    start = old.rfind("\n", 0, start) + 1
-    end_old, end_new = len(old), len(new)
-    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
-        end_old -= 1
-        end_new -= 1
-    return TextEdit(_span(old, start, end_old), new[start:end_new])
-
-
-def _span(text: str, start: int, end: int) -> Span:
-    def pos(offset: int) -> tuple[int, int]:
-        line = text.count("\n", 0, offset) + 1
-        column = offset - (text.rfind("\n", 0, offset) + 1)
-        return line, column
-
-    (line, column), (end_line, end_column) = pos(start), pos(end)
-    return Span(line, column, end_line, end_column)

@@ -12,16 +12,22 @@ usually dwarfing the work, and workers cannot keep warm caches between batches.
 ```python
 from concurrent.futures import ProcessPoolExecutor
 
-for batch in batches:
-    with ProcessPoolExecutor() as executor:
-        results.extend(executor.map(transform, batch, chunksize=16))
+def transform_all(batches):
+    results = []
+    for batch in batches:
+        with ProcessPoolExecutor() as executor:
+            results.extend(executor.map(transform, batch, chunksize=16))
+    return results
 ```
 
 Use instead:
 ```python
-with ProcessPoolExecutor() as executor:
-    for batch in batches:
-        results.extend(executor.map(transform, batch, chunksize=16))
+def transform_all(batches):
+    results = []
+    with ProcessPoolExecutor() as executor:
+        for batch in batches:
+            results.extend(executor.map(transform, batch, chunksize=16))
+    return results
 ```
 
 ## Fix
@@ -35,13 +41,14 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
 from ._text import friendly_executor, shorten, text_at
-from .model import Finding, RuleContext, Severity
+from .model import Finding, Need, RuleContext, Severity
 
 CODE = "AMZ004"
 NAME = "pool-created-in-loop"
 SEVERITY = Severity.WARNING
 FIX = None
 SUMMARY = "pool or executor created inside a loop pays worker start-up every iteration"
+NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor) -> bool:

@@ -14,14 +14,16 @@ them is normal for I/O-bound work.
 ```python
 from multiprocessing import Pool
 
-with Pool(processes=32) as pool:
-    pool.map(render, frames)
+if __name__ == "__main__":
+    with Pool(processes=32) as pool:
+        pool.map(render, frames)
 ```
 
 Use instead (on a 4-core target):
 ```python
-with Pool(processes=4) as pool:
-    pool.map(render, frames)
+if __name__ == "__main__":
+    with Pool(processes=4) as pool:
+        pool.map(render, frames)
 ```
 
 ## Fix
@@ -40,13 +42,14 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
 from ._text import plural, shorten, text_at
-from .model import Applicability, Finding, Fix, RuleContext, Severity
+from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
 CODE = "AMZ005"
 NAME = "oversubscribed-workers"
 SEVERITY = Severity.WARNING
 FIX = Applicability.UNSAFE
 SUMMARY = "literal worker count above the target machine's usable cores"
+NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor, target_cores: int) -> bool:

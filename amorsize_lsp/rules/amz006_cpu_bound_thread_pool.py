@@ -44,24 +44,19 @@ so it needs review. Use `ProcessPoolExecutor` or `multiprocessing.Pool`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 from amorsize_lsp.analysis.model import CallSite, ModuleAnalysis
 
 from ._text import callee, friendly_executor, shorten
-from .model import Finding, RuleContext, Severity
+from .model import Finding, Need, RuleContext, Severity
 
 CODE = "AMZ006"
 NAME = "cpu-bound-thread-pool"
 SEVERITY = Severity.WARNING
 FIX = None
 SUMMARY = "CPU-bound pure-Python function mapped over a thread pool (GIL)"
-
-
-def gil_enabled() -> bool:
-    """False on a free-threaded build running without the GIL."""
-    return bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+NEEDS: frozenset[Need] = frozenset({Need.COMPLEXITY})
 
 
 def applies(site: CallSite) -> bool:

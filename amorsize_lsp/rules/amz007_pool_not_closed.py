@@ -42,13 +42,14 @@ from amorsize_lsp.analysis.model import (
 )
 
 from ._text import friendly_executor, shorten, text_at
-from .model import Finding, RuleContext, Severity
+from .model import Finding, Need, RuleContext, Severity
 
 CODE = "AMZ007"
 NAME = "pool-not-closed"
 SEVERITY = Severity.WARNING
 FIX = None
 SUMMARY = "pool or executor never closed or shut down leaks its workers"
+NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor) -> bool:

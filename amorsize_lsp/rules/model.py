@@ -8,15 +8,15 @@ position codec.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from amorsize_lsp.analysis.model import CallSite, Span
+from amorsize_lsp.analysis.model import CallSite, Span, TextEdit
 
 if TYPE_CHECKING:
-    from amorsize_lsp.analysis.edits import TextEdit
+    from amorsize_lsp.engine.workload import Recommendation
 
 
 class Severity(str, Enum):
@@ -24,6 +24,23 @@ class Severity(str, Enum):
 
     ERROR = "error"
     WARNING = "warning"
+
+
+#: ``min-items`` when the configuration does not set it (the one place it is written).
+DEFAULT_MIN_ITEMS = 50
+
+
+class Need(str, Enum):
+    """What a rule needs besides the call sites; the runner computes only what is needed.
+
+    Declared by each rule module as ``NEEDS`` (like Fixit's metadata dependencies), so
+    no client has to know which rule reads what.
+    """
+
+    #: ``CallSite.complexity``: the mapped function's bytecode metrics (costs a compile).
+    COMPLEXITY = "complexity"
+    #: ``RuleContext.recommend``: the engine's advice for a call site, when a client has it.
+    RECOMMENDATION = "recommendation"
 
 
 class Applicability(str, Enum):
@@ -45,6 +62,14 @@ class Fix:
     @property
     def is_safe(self) -> bool:
         return self.applicability is Applicability.SAFE
+
+    def applies(self, unsafe: bool = False) -> bool:
+        """Whether ``--fix`` applies it; ``unsafe`` is ``--unsafe-fixes``."""
+        if not self.edits:
+            return False
+        if self.applicability is Applicability.SAFE:
+            return True
+        return unsafe and self.applicability is Applicability.UNSAFE
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +97,9 @@ class Finding:
 class RuleContext:
     """Everything a rule may consult besides the module's analysis.
 
-    ``recommend`` is the hook for the engine: given a call site it returns a
-    recommendation (an object with an integer ``chunksize`` and ``workers``) or None.
-    The AMZ1xx recommendation rules and the AMZ001 fix use it when present.
+    ``recommend`` is the hook for the engine: given a call site it returns the engine's
+    :class:`Recommendation` or None. Rules that declare ``Need.RECOMMENDATION`` use it
+    when present (the AMZ001 fix, the AMZ1xx recommendation rules).
     """
 
     source: str
@@ -84,8 +109,7 @@ class RuleContext:
     #: Where ``target_cores`` came from, for messages ("target-cores in pyproject.toml").
     target_cores_origin: str = "this machine's usable cores"
     #: AMZ001 does not flag iterables statically known to be shorter than this.
-    min_items: int = 50
+    min_items: int = DEFAULT_MIN_ITEMS
     #: Whether the running interpreter serialises threads with a GIL (AMZ006).
     gil_enabled: bool = True
-    recommend: Callable[[CallSite], Any] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    recommend: Callable[[CallSite], Recommendation | None] | None = None

@@ -17,7 +17,7 @@ import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from amorsize_lsp.analysis.model import Span
+from amorsize_lsp.analysis.model import Span, TextEdit
 
 from .model import Finding
 
@@ -143,15 +143,13 @@ def filter_suppressed(
     return kept, suppressed
 
 
-def suppression_edit(source: str, line: int, code: str):  # -> TextEdit | None
+def suppression_edit(source: str, line: int, code: str) -> TextEdit | None:
     """The edit that adds ``code`` to the ``# noqa`` of ``line``, or None if impossible.
 
     Merges into an existing ``# noqa: X`` comment; returns None when the line already
     suppresses the code, or when a comment cannot go at its end (the line ends inside
     a multi-line string or a backslash continuation).
     """
-    from amorsize_lsp.analysis.edits import TextEdit
-
     lines = source.split("\n")
     if not 1 <= line <= len(lines):
         return None

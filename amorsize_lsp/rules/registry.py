@@ -7,7 +7,7 @@ engine can join the catalogue with :func:`register` without touching this module
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -22,7 +22,7 @@ from . import (
     amz006_cpu_bound_thread_pool,
     amz007_pool_not_closed,
 )
-from .model import Applicability, Finding, RuleContext, Severity
+from .model import Applicability, Finding, Need, RuleContext, Severity
 
 CheckFn = Callable[[ModuleAnalysis, RuleContext], Iterable[Finding]]
 
@@ -39,6 +39,8 @@ class Rule:
     #: The applicability of the fix the rule offers, or None when it offers none.
     fix: Applicability | None
     check: CheckFn
+    #: What the rule reads besides the call sites (computed only when a selected rule needs it).
+    needs: frozenset[Need] = frozenset()
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Rule:
@@ -50,6 +52,7 @@ class Rule:
             severity=module.SEVERITY,
             fix=module.FIX,
             check=module.check,
+            needs=frozenset(module.NEEDS),
         )
 
     def section(self, title: str) -> str:
@@ -117,6 +120,12 @@ def codes_matching(selector: str) -> list[str]:
     return sorted(code for code in _RULES if code.startswith(sel)) if sel else []
 
 
+def needs_of(codes: Iterable[str] | None) -> frozenset[Need]:
+    """Everything the rules with these codes (all when None) declare they need."""
+    rules = all_rules() if codes is None else [_RULES[c] for c in codes if c in _RULES]
+    return frozenset(need for rule in rules for need in rule.needs)
+
+
 def check_module(
     analysis: ModuleAnalysis, ctx: RuleContext, codes: Iterable[str] | None = None
 ) -> list[Finding]:
@@ -127,7 +136,3 @@ def check_module(
         findings.extend(rule.check(analysis, ctx))
     findings.sort(key=Finding.sort_key)
     return findings
-
-
-def iter_codes() -> Iterator[str]:
-    return iter(sorted(_RULES))

@@ -456,3 +456,62 @@ def test_any_span_gives_edits_or_edit_error(source, lines, columns, executor, va
             continue
         assert len(edits) <= 1
         apply_edits(source, edits)
+
+
+# --------------------------------------------------------------------------- main guard
+
+GUARD_SOURCE = '''\
+from multiprocessing import Pool
+
+
+def square(x):
+    return x * x
+
+
+# the pool
+pool = Pool(4)
+doc = """first
+second"""
+
+print(pool.map(square, range(10)), doc)
+pool.close()
+# trailing comment
+'''
+
+
+def test_wrap_in_main_guard_moves_the_trailing_block_and_keeps_strings():
+    from amorsize_lsp.analysis.edits import wrap_in_main_guard
+
+    edit = wrap_in_main_guard(GUARD_SOURCE, 2)
+    assert edit is not None
+    result = apply_edits(GUARD_SOURCE, [edit])
+    cst.parse_module(result)
+    assert '# the pool\nif __name__ == "__main__":\n    pool = Pool(4)\n' in result
+    assert '    doc = """first\nsecond"""\n' in result  # string contents untouched
+    assert result.endswith("    pool.close()\n# trailing comment\n")
+    before = GUARD_SOURCE[: GUARD_SOURCE.index("# the pool")]
+    assert result.startswith(before)  # nothing above the block changes
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "def late():\n    pass\n",  # a def would vanish from workers
+        "class Late:\n    pass\n",
+        'if __name__ == "__main__":\n    pass\n',  # already guarded below
+    ],
+)
+def test_wrap_in_main_guard_refuses_blocks_that_change_meaning(tail):
+    from amorsize_lsp.analysis.edits import wrap_in_main_guard
+
+    assert wrap_in_main_guard(GUARD_SOURCE + tail, 2) is None
+
+
+def test_wrap_in_main_guard_refuses_names_read_by_functions():
+    from amorsize_lsp.analysis.edits import wrap_in_main_guard
+
+    source = "from multiprocessing import Pool\nSCALE = 3\ndef f(x):\n    return x * SCALE\n"
+    assert wrap_in_main_guard(source, 1) is None
+    assert wrap_in_main_guard(source + "pool = Pool(2)\n", 3) is not None
+    assert wrap_in_main_guard(source, 99) is None
+    assert wrap_in_main_guard("def broken(:\n", 0) is None

@@ -38,7 +38,7 @@ def _compare(path: str) -> tuple[str, str] | None:
     """None when the fast path agrees with the full parse, else what differs."""
     try:
         with open(path, "rb") as fh:
-            text = decode_source(fh.read(), path)
+            text, _ = decode_source(fh.read(), path)
         reference = _fingerprint(analyze_text(text, path, select_statements=False))
     except AnalysisError:
         return None  # unreadable or unparsable: nothing to miss

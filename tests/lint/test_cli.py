@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from lint_helpers import BAD_EXECUTOR, CLEAN, UNRELATED, lint, write
 
-from amorsize_lsp.rules.amz006_cpu_bound_thread_pool import gil_enabled
+from amorsize_lsp.engine.system import gil_enabled
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -294,11 +294,11 @@ def test_examples_show_every_rule_and_the_clean_one_is_clean():
 def test_a_fix_that_would_not_parse_is_never_written(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from amorsize_lsp.analysis.edits import TextEdit
-    from amorsize_lsp.lint import runner
+    from amorsize_lsp import check
+    from amorsize_lsp.analysis.model import TextEdit
     from amorsize_lsp.rules.model import Fix
 
-    real_check = runner.check_module
+    real_check = check.check_module
 
     def check_with_a_broken_fix(analysis, ctx, codes=None):
         findings = real_check(analysis, ctx, codes)
@@ -308,7 +308,7 @@ def test_a_fix_that_would_not_parse_is_never_written(tmp_path, monkeypatch):
             broken.append(replace(f, fix=Fix(f.fix.applicability, f.fix.message, (bad,))))
         return broken
 
-    monkeypatch.setattr(runner, "check_module", check_with_a_broken_fix)
+    monkeypatch.setattr(check, "check_module", check_with_a_broken_fix)
     write(tmp_path, {"bad.py": BAD_EXECUTOR})
     run = lint("--fix", "bad.py", cwd=tmp_path)
     assert (tmp_path / "bad.py").read_text() == BAD_EXECUTOR

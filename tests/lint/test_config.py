@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from lint_helpers import BAD_EXECUTOR, lint, write
 
-from amorsize_lsp.lint.config import (
+from amorsize_lsp.config import (
     Config,
     ConfigError,
     find_config_file,
@@ -11,6 +11,7 @@ from amorsize_lsp.lint.config import (
     resolve_config,
     validate_selectors,
 )
+from amorsize_lsp.rules.registry import all_rules
 
 
 def test_nearest_pyproject_with_a_tool_table(tmp_path):
@@ -102,7 +103,7 @@ def test_cli_selectors_are_validated():
 def test_defaults_without_a_file(tmp_path):
     config = resolve_config(None, [tmp_path])
     assert isinstance(config, Config) and config.source is None
-    assert len(config.selected_codes()) == 7
+    assert config.selected_codes() == {rule.code for rule in all_rules()}
 
 
 def test_bad_config_exits_2_with_a_message(tmp_path):

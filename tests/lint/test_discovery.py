@@ -2,7 +2,7 @@ from pathlib import Path
 
 from lint_helpers import write
 
-from amorsize_lsp.lint.config import Config
+from amorsize_lsp.config import Config
 from amorsize_lsp.lint.discovery import Discovery, Missing
 
 

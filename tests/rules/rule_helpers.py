@@ -6,9 +6,9 @@ import textwrap
 
 import libcst
 
-from amorsize_lsp.analysis.driver import analyze_source
-from amorsize_lsp.rules.model import Finding, RuleContext
-from amorsize_lsp.rules.registry import check_module
+from amorsize_lsp.analysis.model import AnalysisError, apply_edits
+from amorsize_lsp.check import CheckSettings, check_source
+from amorsize_lsp.rules.model import Finding
 
 
 def run_rules(
@@ -21,22 +21,25 @@ def run_rules(
     recommend=None,
     path: str = "snippet.py",
 ) -> list[Finding]:
+    """Every finding (suppressed ones too) of checking ``source`` through the seam.
+
+    Raises ``AnalysisError`` for input the analysis rejects, like the analysis does.
+    """
     source = textwrap.dedent(source)
-    analysis = analyze_source(source, path)
-    ctx = RuleContext(
-        source=source,
-        path=path,
+    settings = CheckSettings(
+        codes=None if codes is None else frozenset(codes),
         target_cores=target_cores,
         min_items=min_items,
         gil_enabled=gil_enabled,
-        recommend=recommend,
     )
-    return check_module(analysis, ctx, codes)
+    result = check_source(source, path, settings, recommend=recommend)
+    if result.errors:
+        error = result.errors[0]
+        raise AnalysisError(path, error.message, error.line, error.column)
+    return sorted(result.findings + result.suppressed, key=Finding.sort_key)
 
 
 def apply_fix(source: str, finding: Finding) -> str:
-    from amorsize_lsp.analysis.edits import apply_edits
-
     assert finding.fix is not None, f"{finding.code} has no fix"
     fixed = apply_edits(textwrap.dedent(source), list(finding.fix.edits))
     libcst.parse_module(fixed)  # a fix must never produce unparseable code

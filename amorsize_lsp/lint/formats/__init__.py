@@ -11,8 +11,6 @@ from .json_format import write_json
 from .sarif import write_sarif
 from .text import write_concise, write_text
 
-Writer = Callable[..., None]
-
 FORMATS: dict[str, Callable[[object, TextIO, OutputOptions], None]] = {
     "text": write_text,
     "concise": write_concise,

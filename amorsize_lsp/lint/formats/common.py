@@ -26,12 +26,7 @@ class OutputOptions:
 
 def fix_available(finding: Finding, options: OutputOptions) -> bool:
     """Whether ``--fix`` (with this run's unsafe setting) would apply the finding's fix."""
-    fix = finding.fix
-    if fix is None or not fix.edits:
-        return False
-    if fix.applicability is Applicability.SAFE:
-        return True
-    return options.unsafe_fixes and fix.applicability is Applicability.UNSAFE
+    return finding.fix is not None and finding.fix.applies(options.unsafe_fixes)
 
 
 def hidden_unsafe(finding: Finding, options: OutputOptions) -> bool:

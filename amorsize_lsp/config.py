@@ -1,5 +1,9 @@
 """``[tool.amorsize]`` configuration: finding it, validating it, resolving rule selection.
 
+Shared by every client (``amorsize-lint``, the language server), so a project's
+settings mean the same wherever its files are checked; :meth:`Config.check_settings`
+turns them into the :class:`~amorsize_lsp.check.CheckSettings` of one file.
+
 Read from the nearest ``amorsize.toml`` (keys at top level or under
 ``[tool.amorsize]``) or ``pyproject.toml`` with a ``[tool.amorsize]`` table, searching
 upward from the first linted path; ``--config PATH`` names the file explicitly. In
@@ -16,6 +20,8 @@ from typing import Any
 
 import pathspec
 
+from amorsize_lsp.check import CheckSettings
+from amorsize_lsp.rules.model import DEFAULT_MIN_ITEMS
 from amorsize_lsp.rules.registry import codes_matching
 
 if sys.version_info >= (3, 11):
@@ -31,7 +37,6 @@ KNOWN_KEYS = (
     "target-cores",
     "min-items",
 )
-DEFAULT_MIN_ITEMS = 50
 
 
 class ConfigError(Exception):
@@ -52,10 +57,6 @@ class Config:
     min_items: int = DEFAULT_MIN_ITEMS
     _per_file_specs: list[tuple[pathspec.PathSpec, frozenset[str]]] | None = None
 
-    @property
-    def origin(self) -> str:
-        return str(self.source) if self.source else "defaults"
-
     def selected_codes(self, cli_select: Iterable[str] = (), cli_ignore: Iterable[str] = ()):
         """Enabled rule codes: CLI ``--select`` replaces the file's, ``--ignore`` adds."""
         cli_select = list(cli_select)
@@ -66,6 +67,30 @@ class Config:
         for sel in [*self.ignore, *cli_ignore]:
             codes.difference_update(codes_matching(sel))
         return frozenset(codes)
+
+    def check_settings(
+        self,
+        path: Path | None = None,
+        select: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+    ) -> CheckSettings:
+        """The settings to check ``path`` with (per-file ignores applied when given).
+
+        ``select`` and ``ignore`` come from the client (command line, editor settings).
+        """
+        codes = self.selected_codes(select, ignore)
+        if path is not None:
+            codes -= self.ignored_for(path)
+        origin = "this machine's usable cores"
+        if self.target_cores is not None:
+            origin = f"target-cores in {self.source.name if self.source else 'configuration'}"
+        return CheckSettings(
+            codes=codes,
+            target_cores=self.target_cores,
+            target_cores_origin=origin,
+            min_items=self.min_items,
+            search_path=(str(self.root),),
+        )
 
     def ignored_for(self, path: Path) -> frozenset[str]:
         """Codes that ``per-file-ignores`` turns off for ``path``."""
