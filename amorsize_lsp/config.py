@@ -81,9 +81,7 @@ class Config:
         codes = self.selected_codes(select, ignore)
         if path is not None:
             codes -= self.ignored_for(path)
-        origin = "this machine's usable cores"
-        if self.target_cores is not None:
-            origin = f"target-cores in {self.source.name if self.source else 'configuration'}"
+        origin = f"target-cores in {self.source.name if self.source else 'configuration'}"
         return CheckSettings(
             codes=codes,
             target_cores=self.target_cores,

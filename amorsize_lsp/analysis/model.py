@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .lines import line_starts, offset_of
 
 if TYPE_CHECKING:
-    from .bytecode import FunctionComplexity
+    from .bytecode import Complexity
 
 PROCESS_POOL = "process_pool"
 THREAD_POOL = "thread_pool"
@@ -205,7 +205,7 @@ class CallSite:
     chunksize_style: str | None = None
     constructor: PoolConstructor | None = None
     #: The callee's bytecode complexity, filled in by the analysis driver.
-    complexity: FunctionComplexity | None = None
+    complexity: Complexity | None = None
 
     @property
     def kind(self) -> str | None:
