@@ -79,6 +79,15 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """Another place in the same file that explains a finding (LSP relatedInformation,
+    SARIF relatedLocations)."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One rule violation at one place in one file."""
 
@@ -89,6 +98,7 @@ class Finding:
     span: Span
     severity: Severity = Severity.WARNING
     fix: Fix | None = None
+    related: tuple[Related, ...] = ()
 
     @property
     def line(self) -> int:

@@ -24,6 +24,7 @@ KEYS = {
     "end_line",
     "end_column",
     "fix",
+    "related",
 }
 
 
@@ -182,3 +183,26 @@ def test_file_error_positions_are_one_based():
     write_json(LintResult([report]), out, OutputOptions())
     (item,) = json.loads(out.getvalue())
     assert (item["line"], item["column"]) == (3, 5)
+
+
+def test_related_locations_reach_json_and_sarif(tmp_path):
+    write(
+        tmp_path,
+        {
+            "job.py": (
+                "from concurrent.futures import ProcessPoolExecutor\n"
+                "def main():\n"
+                "    with ProcessPoolExecutor(2) as ex:\n"
+                "        ex.submit(print, 1)\n"
+                "main()\n"
+            )
+        },
+    )
+    (item,) = json.loads(lint("--format", "json", cwd=tmp_path).out)
+    assert (item["code"], item["line"]) == ("AMZ003", 5)
+    (related,) = item["related"]
+    assert (related["line"], related["column"]) == (3, 10)
+    sarif = json.loads(lint("--format", "sarif", cwd=tmp_path).out)
+    (result,) = sarif["runs"][0]["results"]
+    (location,) = result["relatedLocations"]
+    assert location["physicalLocation"]["region"]["startLine"] == 3

@@ -92,6 +92,20 @@ def sarif_log(result, options: OutputOptions) -> dict[str, Any]:
                 }
             ],
         }
+        if f.related:
+            entry["relatedLocations"] = [
+                {
+                    "id": n,
+                    "message": {"text": r.message},
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(f.path),
+                        "region": _region(
+                            r.span.line, r.span.column, r.span.end_line, r.span.end_column
+                        ),
+                    },
+                }
+                for n, r in enumerate(f.related)
+            ]
         if f.fix is not None and f.fix.edits:
             entry["fixes"] = [
                 {
