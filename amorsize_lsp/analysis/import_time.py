@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from .model import Span
+from .pyast import parse_python
 from .scopes import is_main_test
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -48,7 +49,7 @@ def import_time_calls(source: str, pool_lines: Iterable[int]) -> list[ImportTime
     if not lines:
         return []
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {
@@ -63,7 +64,7 @@ def import_time_calls(source: str, pool_lines: Iterable[int]) -> list[ImportTime
     text_lines = source.split("\n")
     found: list[ImportTimeCall] = []
     for index, stmt in enumerate(tree.body):
-        if isinstance(stmt, (*_DEFS, ast.ClassDef)) or _is_main_guard(source, stmt):
+        if isinstance(stmt, (*_DEFS, ast.ClassDef)) or _is_main_guard(text_lines, stmt):
             continue
         for call in _calls_in(stmt):
             assert isinstance(call.func, ast.Name)
@@ -155,16 +156,28 @@ def _path_to_pool(
     return None
 
 
-def _is_main_guard(source: str, stmt: ast.stmt) -> bool:
+def _is_main_guard(lines: list[str], stmt: ast.stmt) -> bool:
     if not isinstance(stmt, ast.If):
         return False
-    text = ast.get_source_segment(source, stmt.test)
-    if text is None or "__name__" not in text:
+    test = stmt.test
+    if not any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(test)):
         return False
+    text = _segment(lines, test)
     try:
         return is_main_test(cst.parse_expression(text))
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         return False
+
+
+def _segment(lines: list[str], node: ast.expr) -> str:
+    """The source text of ``node`` (``ast.get_source_segment`` without re-splitting)."""
+    span = _span(node, lines)
+    if span.line == span.end_line:
+        return lines[span.line - 1][span.column : span.end_column]
+    middle = lines[span.line : span.end_line - 1]
+    return "\n".join(
+        [lines[span.line - 1][span.column :], *middle, lines[span.end_line - 1][: span.end_column]]
+    )
 
 
 def _span(node: ast.expr, lines: list[str]) -> Span:

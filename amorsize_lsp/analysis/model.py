@@ -36,6 +36,10 @@ POOL_SPECIFIC_METHODS = frozenset(
     {"imap", "imap_unordered", "starmap", "map_async", "starmap_async"}
 )
 POOL_METHODS = POOL_SPECIFIC_METHODS | {"map"}
+#: A call of a pool-only method, as a regular expression over source text: the dot and
+#: the name may be split by whitespace and line continuations. Shared by the file
+#: prefilter (``driver.py``) and the statement selection (``statements.py``).
+POOL_ONLY_CALL = r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
 
 
 class AnalysisError(Exception):

@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from .model import POOL_ONLY_CALL
 from .resolve import STAR_EXPORTS
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: A call of a pool-only method: the dot and the name may be split by whitespace
-#: and line continuations. Shared with the file prefilter in ``driver.py``.
-POOL_ONLY_CALL = r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
 _POOL_TEXT = re.compile(rf"Pool|get_context|{POOL_ONLY_CALL}")
 _CACHE_SIZE = 4096
 _cache: OrderedDict[str, cst.Module] = OrderedDict()
