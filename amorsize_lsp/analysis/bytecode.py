@@ -737,7 +737,14 @@ def _read_workspace_module(module: str, search_path: Sequence[str]) -> tuple[str
                 if os.path.getsize(path) > MAX_MODULE_BYTES:
                     raise ValueError(f"{path} is larger than {MAX_MODULE_BYTES} bytes")
                 with open(path, "rb") as fh:
-                    return path, importlib.util.decode_source(fh.read())
+                    data = fh.read()
+                try:
+                    return path, importlib.util.decode_source(data)
+                except LookupError as exc:  # a coding cookie naming rot13, base64, ...
+                    raise ValueError(
+                        f"{path} declares a coding that cannot decode text ({exc});"
+                        " declare utf-8 instead"
+                    ) from None
     return None
 
 
