@@ -37,7 +37,8 @@ def main() -> int:
         ("analysed without error", c["ok"]),
         ("AnalysisError", c["analysis_error"]),
         ("crashes", c["crash"]),
-        (f"hangs > {args.limit:g} s", c["hang"]),
+        (f"over {args.limit:g} s once, retried", c["retried"]),
+        (f"hangs (over {args.limit:g} s twice)", c["hang"]),
         ("unexpected exceptions", c["unexpected"] + c["bad_error"]),
         ("wall time", f"{report.wall:.1f} s"),
     ]

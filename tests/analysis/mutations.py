@@ -6,7 +6,9 @@ and inserted characters, call arguments nested in parentheses (past CPython's
 limit too), broken indentation in several places, syntax newer than the
 interpreter, and random bytes. Each input runs in a worker subprocess with a
 time limit, so that a crash or a hang of the native parser is counted, not
-fatal. Used by ``test_fuzz_callsites.py`` and ``benchmarks/fuzz_analysis.py``.
+fatal. An input over the limit is retried once in a fresh worker (the machine
+is shared and noisy); it is a hang when it is over the limit twice.
+Used by ``test_fuzz_callsites.py`` and ``benchmarks/fuzz_analysis.py``.
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ from amorsize_lsp.analysis.driver import analyze_source, decode_source, may_cont
 from amorsize_lsp.analysis.model import AnalysisError
 
 inp, out = sys.stdin.buffer, sys.stdout
+out.write("ready\n")
+out.flush()
 while True:
     head = inp.read(5)
     if len(head) < 5:
@@ -207,9 +211,17 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             env=env,
         )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 120)
+        if not ready or self.proc.stdout.readline() != b"ready\n":
+            raise RuntimeError("the fuzz worker did not start")
 
     def run(self, source: str | bytes, limit: float) -> dict | str:
-        """The worker's result, or ``"hang"`` / ``"crash <code>"``."""
+        """The worker's result, or ``"hang"`` / ``"crash <code>"``.
+
+        The worker imports the analysis before it reads its first input, so
+        the limit covers the analysis alone.
+        """
         assert self.proc.stdin is not None and self.proc.stdout is not None
         data = source if isinstance(source, bytes) else source.encode("utf-8", "surrogatepass")
         try:
@@ -247,6 +259,11 @@ def run(inputs: list[str | bytes], limit: float = 5.0) -> Report:
     try:
         for source in inputs:
             result = worker.run(source, limit)
+            if result == "hang":  # the machine may be busy: once more, in a fresh worker
+                worker.close()
+                worker = _Worker()
+                report.counts["retried"] += 1
+                result = worker.run(source, limit)
             if isinstance(result, str):
                 kind = result.split()[0]
                 report.counts[kind] += 1
