@@ -1,9 +1,10 @@
 """Find pool-map call sites and pool constructors in one module.
 
-``find_callsites(source, path)`` is the entry point the rules, the CLI and the
-server use (through ``driver.analyze_source``, which adds complexity). Only the
-calls on a resolved pool, or pool-only method names on an unknown receiver,
-are reported: an unresolved ``.map`` is far too common elsewhere (pandas).
+``analyze_text(source, path)`` is what ``driver.analyze_source`` (which adds
+decoding, the prefilter and complexity) calls; ``find_callsites`` is the same
+for callers that want only the call sites, such as tests. Only the calls on a
+resolved pool, or pool-only method names on an unknown receiver, are reported:
+an unresolved ``.map`` is far too common elsewhere (pandas).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from .model import (
     Span,
 )
 from .newer_syntax import Masked, ast_depth, mask_newer_syntax
+from .pool_names import PARTIALS
 from .positions import node_spans
-from .resolve import BUILTIN_NAMES, PARTIALS, Resolver, Value, lookup
+from .resolve import BUILTIN_NAMES, Resolver, Value, lookup
 from .scopes import CallRecord, Scope, ScopeBuilder
-from .statements import parse_statement, select, split_statements
+from .statements import Stub, parse_statement, select, split_statements
 
 MAX_LENGTH = 10**12
 EXECUTOR_CLASSES = frozenset(
@@ -78,7 +80,7 @@ _CODEGEN = cst.Module(body=[])
 class _ModuleScan:
     """State shared while scanning one module: the resolver and static evaluation."""
 
-    def __init__(self, parts: Sequence[Unit | tuple[str, str]], path: str) -> None:
+    def __init__(self, parts: Sequence[Unit | Stub], path: str) -> None:
         self.module = _CODEGEN
         self.path = path
         self.builder = ScopeBuilder()
@@ -435,7 +437,7 @@ MAX_AST_DEPTH = 500
 _DEPTH_CHECK_CHARS = 2000
 
 
-def _plan(source: str, path: str, everything: bool = False) -> list[Unit | tuple[str, str]]:
+def _plan(source: str, path: str, everything: bool = False) -> list[Unit | Stub]:
     """What to parse with libcst: the selected top-level statements, each on its own.
 
     When CPython's parser rejects the file, ``newer_syntax`` decides whether the
@@ -458,7 +460,7 @@ def _plan(source: str, path: str, everything: bool = False) -> list[Unit | tuple
         for g in groups:
             if masked and any(line in masked for line in range(g.first_line, g.last_line + 1)):
                 g.mode = "full"  # what it binds is known only to libcst
-    parts: list[Unit | tuple[str, str]] = []
+    parts: list[Unit | Stub] = []
     used: set[int] = set()
     for g in groups:
         if g.mode == "stub":
