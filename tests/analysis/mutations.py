@@ -145,9 +145,20 @@ def generate(count: int, seed: int) -> list[str | bytes]:
 
 _WORKER = r"""
 import ast, json, struct, sys, traceback
-from amorsize_lsp.analysis.driver import analyze_source, decode_source, may_contain_callsites
+from amorsize_lsp.analysis import callsites
+from amorsize_lsp.analysis.driver import analyze_source
 from amorsize_lsp.analysis.model import AnalysisError
 
+planned = []
+plan = callsites._plan
+
+
+def counting_plan(source, *args, **kwargs):
+    planned.append(source)  # the text reached the parser: decoded, past the prefilter
+    return plan(source, *args, **kwargs)
+
+
+callsites._plan = counting_plan
 inp, out = sys.stdin.buffer, sys.stdout
 out.write("ready\n")
 out.flush()
@@ -158,17 +169,8 @@ while True:
     is_bytes, size = head[0], struct.unpack("<I", head[1:])[0]
     data = inp.read(size)
     source = data if is_bytes else data.decode("utf-8", "surrogatepass")
-    result = {"reached": False, "ast_rejected": False}
-    try:
-        text = decode_source(source, "fuzz.py") if is_bytes else source
-        result["reached"] = may_contain_callsites(text) and "\0" not in text
-        if result["reached"]:
-            try:
-                ast.parse(text)
-            except BaseException:
-                result["ast_rejected"] = True
-    except AnalysisError:
-        pass
+    planned.clear()
+    result = {}
     try:
         analysis = analyze_source(source, "fuzz.py", search_path=())
         for site in analysis.callsites:
@@ -182,6 +184,13 @@ while True:
     except BaseException as exc:
         result["outcome"] = "unexpected"
         result["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    result["reached"] = bool(planned)
+    result["ast_rejected"] = False
+    if planned:
+        try:
+            ast.parse(planned[0])
+        except BaseException:
+            result["ast_rejected"] = True
     out.write(json.dumps(result) + "\n")
     out.flush()
 """
