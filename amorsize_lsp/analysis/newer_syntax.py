@@ -17,8 +17,9 @@ syntax newer than the interpreter:
   file parses (every other statement is then known to be valid) or an error
   that cannot be newer syntax shows up.
 
-The masked statements are bounded in size and bracket depth before libcst
-sees them; the caller parses each with libcst on its own.
+The masked statements are bounded in size, bracket depth and operator chain
+length before libcst sees them, and the masking rounds in the text they
+re-parse; the caller parses each masked statement with libcst on its own.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ from .model import AnalysisError
 
 #: Most masked statements per file before giving up (each costs one ``ast.parse``).
 MAX_MASKS = 64
-#: Largest masked statement (characters): libcst's time grows fast with chain length.
-MAX_MASKED_CHARS = 4000
+#: Most characters re-parsed by ``ast.parse`` over all masking rounds of one file.
+MAX_REPARSED_CHARS = 20_000_000
+#: Largest masked statement (characters) libcst is given.
+MAX_MASKED_CHARS = 20_000
+#: Longest run of operators between separators in a masked statement: libcst's
+#: parse time grows with the square of an expression chain (``a.b.c...``, ``1+1+...``).
+MAX_CHAIN = 500
 #: CPython's own bracket limit (MAXLEVEL); libcst crashes the process far beyond it.
 MAX_BRACKET_DEPTH = 200
 
@@ -66,6 +72,9 @@ _SCAN = re.compile(
     | [)\]}]
     """,
     re.VERBOSE | re.DOTALL,
+)
+_CHAIN_TOKEN = re.compile(
+    r"[(){}\[\],;:\n]|\*\*|//|<<|>>|[-+*/%@&|^~<>.]|\b(?:not|and|or|if|lambda|await|in|is)\b"
 )
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
@@ -145,6 +154,18 @@ def _bracket_depth(text: str) -> int:
     return deepest
 
 
+def _longest_chain(text: str) -> int:
+    """Most operators in a row with no bracket, comma or colon between them."""
+    longest = run = 0
+    for m in _CHAIN_TOKEN.finditer(text):
+        if m.group() in "(){}[],;:\n":
+            run = 0
+        else:
+            run += 1
+            longest = max(longest, run)
+    return longest
+
+
 def _placeholder(lines: list[str]) -> list[str]:
     """Lines of the same count and block structure as ``lines``, which CPython parses."""
     first = lines[0]
@@ -181,6 +202,7 @@ def mask_newer_syntax(source: str, error: BaseException, path: str) -> Masked:
     starts: list[int] | None = None
     masked: dict[int, tuple[int, SyntaxError]] = {}  # first line -> (last line, its error)
     exc: BaseException = error
+    reparsed = 0
     for _ in range(MAX_MASKS):
         if not isinstance(exc, SyntaxError):
             raise _as_error(path, exc)
@@ -214,6 +236,16 @@ def mask_newer_syntax(source: str, error: BaseException, path: str) -> Masked:
                 line,
                 max((exc.offset or 1) - 1, 0),
             )
+        if _longest_chain(statement) > MAX_CHAIN:
+            raise AnalysisError(
+                path,
+                f"syntax error: {exc.msg} (over {MAX_CHAIN} operators in one expression)",
+                line,
+                max((exc.offset or 1) - 1, 0),
+            )
+        reparsed += len(source)
+        if reparsed > MAX_REPARSED_CHARS:
+            break
         masked[first] = (last, exc)
         text_lines[first - 1 : last] = _placeholder(lines[first - 1 : last])
         try:

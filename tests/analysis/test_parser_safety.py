@@ -137,6 +137,14 @@ def test_newer_syntax_still_goes_to_libcst_statement_by_statement(
     assert sites[0].span.line == source.count("\n")  # the last line
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="parses type statements natively")
+def test_a_long_chain_in_newer_syntax_is_not_given_to_libcst() -> None:
+    chain = "+".join(["1"] * 3000)
+    out = probe(HEAD + f"type T = {chain}\nwith Pool() as p:\n    p.imap(abs, [1])\n", limit=30)
+    assert out["error"] == "syntax error: invalid syntax (over 500 operators in one expression)"
+    assert out["line"] == 2
+
+
 def test_newer_syntax_beside_a_real_error_reports_the_real_error() -> None:
     source = HEAD + "type Items = list[int]\nwith Pool() as p:\n    p.imap(abs, [1])\n    )\n"
     with pytest.raises(AnalysisError) as info:
