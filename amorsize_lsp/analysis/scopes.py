@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libcst as cst
 
 from .model import POOL_METHODS
+from .pool_names import STAR_EXPORTS
+
+BindingKind = Literal["import", "from", "assign", "def", "class", "param", "with", "unknown"]
+ScopeKind = Literal["module", "class", "function", "lambda", "comprehension"]
 
 CLOSE_METHODS = frozenset({"close", "terminate", "shutdown"})
 CLOSER_FUNCS = frozenset({"closing", "enter_context", "callback", "push"})
@@ -21,24 +26,31 @@ CLOSER_FUNCS = frozenset({"closing", "enter_context", "callback", "push"})
 
 @dataclass(eq=False)
 class Binding:
-    """One way a name gets a value: ``kind`` says how, ``value`` what to evaluate."""
+    """One way a name gets a value: ``kind`` says how, ``value`` what to evaluate.
+
+    ``value`` is the assigned expression (``assign``, ``with``), the dotted path
+    (``import``, ``from``), the def or class node (``def``, ``class``; None for
+    a stub) or the parameter's name (``param``). ``extra`` is the scope a def or
+    class opens, or a parameter's (or bare ``x: T``) annotation.
+    """
 
     order: int
-    kind: str  # import | from | assign | def | class | param | with | unknown
-    value: object = None  # expression node, dotted path, or def/class node
+    kind: BindingKind
+    value: cst.CSTNode | str | None = None
     scope: Scope | None = None  # where ``value`` is evaluated
-    extra: object = None  # param annotation, tuple index, ...
+    extra: Scope | cst.BaseExpression | None = None
 
 
 @dataclass(eq=False)
 class Scope:
-    kind: str  # module | class | function | lambda | comprehension
+    """A module, class, function, lambda or comprehension scope, with its bindings."""
+
+    kind: ScopeKind
     node: cst.CSTNode | None
     parent: Scope | None
     qualname: str = ""
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
     global_names: set[str] = field(default_factory=set)
-    nonlocal_names: set[str] = field(default_factory=set)
     #: class scopes: ``self.attr = value`` bindings from its methods.
     self_attrs: dict[str, list[Binding]] = field(default_factory=dict)
     #: class scopes: attributes closed by ``self.attr.close()`` in some method.
@@ -206,7 +218,7 @@ class ScopeBuilder:
         self.order += 1
         return self.order
 
-    def _push(self, kind: str, node: cst.CSTNode, name: str = "") -> Scope:
+    def _push(self, kind: ScopeKind, node: cst.CSTNode, name: str = "") -> Scope:
         parent = self.scope
         qual = parent.child_qualname(name) if name else parent.qualname
         scope = Scope(kind, node, parent, qualname=qual)
@@ -225,7 +237,11 @@ class ScopeBuilder:
         return s
 
     def _bind_target(
-        self, target: cst.BaseExpression, kind: str, value: object, extra: object = None
+        self,
+        target: cst.BaseExpression,
+        kind: BindingKind | Literal["walrus"],
+        value: cst.BaseExpression | None,
+        extra: cst.BaseExpression | None = None,
     ) -> None:
         scope = self._binding_scope() if kind == "walrus" else self.scope
         if isinstance(target, cst.Name):
@@ -279,8 +295,6 @@ class ScopeBuilder:
             module = cst.helpers.get_full_name_for_node(node.module)
         if isinstance(node.names, cst.ImportStar):
             if module is not None:
-                from .resolve import STAR_EXPORTS
-
                 for name in STAR_EXPORTS.get(module, ()):
                     self.scope.bind(
                         name, Binding(self._next(), "from", f"{module}.{name}", self.scope)
@@ -338,9 +352,6 @@ class ScopeBuilder:
 
     def visit_Global(self, node: cst.Global) -> None:
         self.scope.global_names.update(n.name.value for n in node.names)
-
-    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
-        self.scope.nonlocal_names.update(n.name.value for n in node.names)
 
     def visit_With(self, node: cst.With) -> None:
         for item in node.items:
@@ -521,7 +532,7 @@ class ScopeBuilder:
             self.statement_index = first_index + offset
             self.walk(stmt)
 
-    def add_stub(self, name: str, kind: str) -> None:
+    def add_stub(self, name: str, kind: Literal["def", "class"]) -> None:
         """Bind a module-level def or class that was not parsed: its name and kind only."""
         scope = Scope("function" if kind == "def" else "class", None, self.module_scope, name)
         self.module_scope.bind(name, Binding(self._next(), kind, None, self.module_scope, scope))

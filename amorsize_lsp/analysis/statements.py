@@ -22,16 +22,19 @@ import ast
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libcst as cst
 
 from .model import POOL_ONLY_CALL
-from .resolve import STAR_EXPORTS
+from .pool_names import STAR_EXPORTS
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POOL_TEXT = re.compile(rf"Pool|get_context|{POOL_ONLY_CALL}")
 _CACHE_SIZE = 4096
+#: A def or class that is bound by name only: ``(name, "def" | "class")``.
+Stub = tuple[str, Literal["def", "class"]]
 _cache: OrderedDict[str, cst.Module] = OrderedDict()
 
 
@@ -47,9 +50,9 @@ class Statement:
     words: frozenset[str] = frozenset()
     binds: frozenset[str] = frozenset()
     #: "full" (parse with libcst), "stub" (bind names only) or "" (skip).
-    mode: str = ""
+    mode: Literal["full", "stub", ""] = ""
     module: cst.Module | None = None
-    stubs: list[tuple[str, str]] = field(default_factory=list)
+    stubs: list[Stub] = field(default_factory=list)
 
 
 def parse_statement(text: str) -> cst.Module:
