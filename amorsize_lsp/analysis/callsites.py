@@ -9,7 +9,6 @@ an unresolved ``.map`` is far too common elsewhere (pandas).
 
 from __future__ import annotations
 
-import ast
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from .model import (
 from .newer_syntax import Masked, ast_depth, mask_newer_syntax
 from .pool_names import PARTIALS
 from .positions import node_spans
+from .pyast import parse_python
 from .resolve import BUILTIN_NAMES, Resolver, Value, lookup
 from .scopes import CallRecord, Scope, ScopeBuilder
 from .statements import Stub, parse_statement, select, split_statements
@@ -446,7 +446,7 @@ def _plan(source: str, path: str, everything: bool = False) -> list[Unit | Stub]
     """
     found: Masked | None = None
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         found = mask_newer_syntax(source, exc, path)
         tree = found.tree
