@@ -64,6 +64,10 @@ def _argument(call: cst.Call, index: int | None, *keywords: str) -> cst.Arg | No
     return None
 
 
+#: Bases that define no methods of their own that could close a pool.
+_INERT_BASES = frozenset({"object", "ABC", "Generic", "Protocol"})
+
+
 @dataclass(eq=False)
 class Unit:
     """A parsed piece of the module: the whole module, or one top-level statement."""
@@ -327,7 +331,7 @@ class _ModuleScan:
         if rec.bound_name and rec.bound_name in scope.closed_names:
             closed = True
         if rec.bound_self_attr and (cls := scope.enclosing_class) is not None:
-            closed = closed or rec.bound_self_attr in cls.self_closed
+            closed = closed or self._closed_by_class(cls, rec.bound_self_attr)
         return PoolConstructor(
             executor=executor,
             span=spans[id(rec.node)],
@@ -336,6 +340,9 @@ class _ModuleScan:
             workers_span=spans.get(id(workers.value)) if workers else None,
             workers_value=self.const_int(workers.value, rec.scope, rec.order) if workers else None,
             in_loop=rec.in_loop,
+            in_comprehension=rec.in_comprehension,
+            expected_to_raise=rec.expected_to_raise,
+            chained_method=rec.chained_method,
             main_guarded=rec.main_guarded,
             module_level=rec.module_level,
             closed=closed,
@@ -344,6 +351,37 @@ class _ModuleScan:
             context_managed=rec.with_managed,
             statement_index=rec.statement_index,
         )
+
+    def _closed_by_class(self, cls: Scope, attr: str, depth: int = 0) -> bool:
+        """``self.attr`` is closed by a method of ``cls`` or of a base class in this file.
+
+        A base that is not a class parsed from this file (imported, or not parsed)
+        may close it in a method we cannot see: count it as closed, rather than warn.
+        """
+        if attr in cls.self_closed:
+            return True
+        node = cls.node
+        if not isinstance(node, cst.ClassDef) or depth > 20:
+            return True
+        for base in node.bases:
+            name = base.value
+            if isinstance(name, cst.Subscript):  # Generic[T], Protocol[T]
+                name = name.value
+            text = cst.helpers.get_full_name_for_node(name) or ""
+            if text.split(".")[-1] in _INERT_BASES:
+                continue
+            base_scope = self._module_class(text)
+            if base_scope is None or self._closed_by_class(base_scope, attr, depth + 1):
+                return True
+        return False
+
+    def _module_class(self, name: str) -> Scope | None:
+        """The scope of the module-level class ``name`` parsed from this file, if any."""
+        bindings = self.builder.module_scope.bindings.get(name) or []
+        last = bindings[-1] if bindings else None
+        if last is None or last.kind != "class" or not isinstance(last.extra, Scope):
+            return None
+        return last.extra
 
     def _site(
         self,

@@ -168,10 +168,18 @@ class PoolConstructor:
     workers_span: Span | None = None
     workers_value: int | None = None
     in_loop: bool = False
+    #: The loop is a comprehension: one pool per element, none of them closed.
+    in_comprehension: bool = False
+    #: Built inside ``with pytest.raises(...)``/``assertRaises(...)``: meant to fail.
+    expected_to_raise: bool = False
+    #: Method called on the new pool right away (``map`` in ``Pool(2).map(...)``).
+    chained_method: str | None = None
     main_guarded: bool = False
     #: Created at module level (not inside a def or class body).
     module_level: bool = False
-    #: Used as a context manager, or close()/terminate()/shutdown() in the same scope.
+    #: Used as a context manager, closed/terminated/shut down in its scope (for
+    #: ``self.attr``: in any method of the class or its bases in the file), returned,
+    #: or handed to another call, which then owns it.
     closed: bool = False
     #: The name it is bound to (``pool`` in ``pool = Pool()``), if any.
     bound_name: str | None = None

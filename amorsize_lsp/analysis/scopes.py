@@ -22,6 +22,12 @@ ScopeKind = Literal["module", "class", "function", "lambda", "comprehension"]
 
 CLOSE_METHODS = frozenset({"close", "terminate", "shutdown"})
 CLOSER_FUNCS = frozenset({"closing", "enter_context", "callback", "push"})
+#: Calls that look at a pool without keeping it: passing it to them is no hand-over.
+VIEWING_FUNCS = frozenset(
+    {"print", "repr", "str", "len", "isinstance", "id", "type", "hash", "bool", "format"}
+)
+#: Context managers whose block is expected to raise (``pytest.raises``, unittest's).
+RAISES_MANAGERS = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
 
 
 @dataclass(eq=False)
@@ -53,12 +59,13 @@ class Scope:
     global_names: set[str] = field(default_factory=set)
     #: class scopes: ``self.attr = value`` bindings from its methods.
     self_attrs: dict[str, list[Binding]] = field(default_factory=dict)
-    #: class scopes: attributes closed by ``self.attr.close()`` in some method.
+    #: class scopes: attributes closed by ``self.attr.close()`` in some method, or
+    #: handed to another call (which then owns them).
     self_closed: set[str] = field(default_factory=set)
     #: function scopes: returned and yielded expressions, with their order.
     returns: list[tuple[int, cst.BaseExpression]] = field(default_factory=list)
     yields: list[tuple[int, cst.BaseExpression]] = field(default_factory=list)
-    #: names closed, used in ``with``, handed to ``closing()`` or returned here.
+    #: names closed, used in ``with``, returned, or handed to another call here.
     closed_names: set[str] = field(default_factory=set)
     #: function scopes: the name of the first parameter of a method (``self``).
     self_name: str | None = None
@@ -102,6 +109,12 @@ class CallRecord:
     with_managed: bool = False
     bound_name: str | None = None
     bound_self_attr: str | None = None
+    #: Inside a comprehension (one call per element), not only a ``for``/``while`` body.
+    in_comprehension: bool = False
+    #: Inside ``with pytest.raises(...)`` or ``self.assertRaises(...)``.
+    expected_to_raise: bool = False
+    #: The method called on this call's result right away (``map`` in ``Pool(2).map``).
+    chained_method: str | None = None
 
 
 def is_main_test(test: cst.BaseExpression) -> bool:
@@ -116,6 +129,15 @@ def is_main_test(test: cst.BaseExpression) -> bool:
         isinstance(s, cst.SimpleString) and s.evaluated_value == "__main__" for s in sides
     )
     return has_name and has_main
+
+
+def _is_raises_manager(item: cst.BaseExpression) -> bool:
+    """``pytest.raises(E)``, ``self.assertRaises(E)``, ``raises(E)``: a block meant to fail."""
+    if not isinstance(item, cst.Call):
+        return False
+    func = item.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+    return name in RAISES_MANAGERS
 
 
 def _target_names(target: cst.BaseExpression) -> list[cst.Name]:
@@ -209,6 +231,10 @@ class ScopeBuilder:
         self._guard_blocks: set[int] = set()
         self._loop_blocks: set[int] = set()
         self._guard_depth = 0
+        self._comprehension_depth = [0]
+        self._raises_blocks: set[int] = set()
+        self._raises_depth = 0
+        self._chained: dict[int, str] = {}
         self._with_items: set[int] = set()
         self._assigned: dict[int, tuple[str | None, str | None]] = {}
         self._scope_of: dict[int, Scope] = {}
@@ -354,6 +380,8 @@ class ScopeBuilder:
         self.scope.global_names.update(n.name.value for n in node.names)
 
     def visit_With(self, node: cst.With) -> None:
+        if any(_is_raises_manager(item.item) for item in node.items):
+            self._raises_blocks.add(id(node.body))
         for item in node.items:
             self._with_items.add(id(item.item))
             if isinstance(item.item, cst.Name):
@@ -393,12 +421,16 @@ class ScopeBuilder:
             self._loop_depth[-1] += 1
         if id(node) in self._guard_blocks:
             self._guard_depth += 1
+        if id(node) in self._raises_blocks:
+            self._raises_depth += 1
 
     def _leave_block(self, node: cst.CSTNode) -> None:
         if id(node) in self._loop_blocks:
             self._loop_depth[-1] -= 1
         if id(node) in self._guard_blocks:
             self._guard_depth -= 1
+        if id(node) in self._raises_blocks:
+            self._raises_depth -= 1
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.name is not None:
@@ -431,6 +463,7 @@ class ScopeBuilder:
         if outer.kind == "class" and positional and not scope.is_staticmethod:
             scope.self_name = positional[0].name.value
         self._loop_depth.append(0)
+        self._comprehension_depth.append(0)
         all_params = [*positional, *params.kwonly_params]
         for extra in (params.star_arg, params.star_kwarg):
             if isinstance(extra, cst.Param):
@@ -440,6 +473,7 @@ class ScopeBuilder:
             scope.bind(p.name.value, Binding(self._next(), "param", p.name.value, scope, ann))
         self.walk(node.body)
         self._loop_depth.pop()
+        self._comprehension_depth.pop()
         self._pop()
         outer.bind(node.name.value, Binding(self._next(), "def", node, outer, scope))
         return False
@@ -447,10 +481,12 @@ class ScopeBuilder:
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         scope = self._push("lambda", node, "<lambda>")
         self._loop_depth.append(0)
+        self._comprehension_depth.append(0)
         for p in node.params.params:
             scope.bind(p.name.value, Binding(self._next(), "param", p.name.value, scope, None))
         self.walk(node.body)
         self._loop_depth.pop()
+        self._comprehension_depth.pop()
         self._pop()
         return False
 
@@ -469,9 +505,11 @@ class ScopeBuilder:
     def _visit_comprehension(self, node: cst.CSTNode) -> None:
         self._push("comprehension", node, "")
         self._loop_depth[-1] += 1
+        self._comprehension_depth[-1] += 1
 
     def _leave_comprehension(self, node: cst.CSTNode) -> None:
         self._loop_depth[-1] -= 1
+        self._comprehension_depth[-1] -= 1
         self._pop()
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
@@ -493,6 +531,13 @@ class ScopeBuilder:
         elif isinstance(func, cst.Name) and func.value in CLOSER_FUNCS:
             for arg in node.args:
                 self._note_closed(arg.value)
+        if not (isinstance(func, cst.Name) and func.value in VIEWING_FUNCS):
+            # ``register(pool)``, ``loop.set_default_executor(ex)``, ``pools.append(p)``:
+            # whoever receives the pool now owns it (and closes it, or not).
+            for arg in node.args:
+                self._note_closed(arg.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+            self._chained[id(func.value)] = func.attr.value
         fn_scope = self.scope
         while fn_scope.kind in ("comprehension", "class") and fn_scope.parent is not None:
             fn_scope = fn_scope.parent
@@ -510,10 +555,16 @@ class ScopeBuilder:
                 with_managed=id(node) in self._with_items,
                 bound_name=bound[0],
                 bound_self_attr=bound[1],
+                in_comprehension=self._comprehension_depth[-1] > 0,
+                expected_to_raise=self._raises_depth > 0,
+                # The outer call is visited first, so its method is already known.
+                chained_method=self._chained.pop(id(node), None),
             )
         )
 
     def _note_closed(self, value: cst.BaseExpression) -> None:
+        if isinstance(value, cst.Attribute) and value.attr.value in CLOSE_METHODS:
+            value = value.value  # ``atexit.register(pool.terminate)``
         if isinstance(value, cst.Name):
             self.scope.closed_names.add(value.value)
         elif (

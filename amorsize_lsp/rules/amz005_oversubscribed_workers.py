@@ -64,6 +64,7 @@ def applies(ctor: PoolConstructor, target_cores: int | None) -> bool:
         and ctor.is_process
         and ctor.workers_value is not None
         and ctor.workers_value > target_cores
+        and not ctor.expected_to_raise
     )
 
 

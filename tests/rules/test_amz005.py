@@ -101,3 +101,15 @@ def test_not_flagged(ctor):
             pass
     """
     assert flagged(src) == []
+
+
+def test_construction_expected_to_fail_is_not_flagged():
+    src = """
+    import pytest
+    from multiprocessing import Pool
+    def test_too_many():
+        with pytest.raises(ValueError):
+            Pool(64)
+    """
+    assert flagged(src) == []
+    assert len(flagged(src.replace("with pytest.raises(ValueError):", "if True:"))) == 1
