@@ -166,6 +166,20 @@ def _longest_chain(text: str) -> int:
     return longest
 
 
+def _too_big_for_libcst(statement: str) -> str | None:
+    """Why libcst must not see ``statement`` (the bound it breaks), or None."""
+    if len(statement) > MAX_MASKED_CHARS:
+        return (
+            f"in a {len(statement)}-character statement, too large to try as newer syntax;"
+            f" limit {MAX_MASKED_CHARS}"
+        )
+    if _bracket_depth(statement) > MAX_BRACKET_DEPTH:
+        return f"brackets nested over {MAX_BRACKET_DEPTH} deep"
+    if _longest_chain(statement) > MAX_CHAIN:
+        return f"over {MAX_CHAIN} operators in one expression"
+    return None
+
+
 def _placeholder(lines: list[str]) -> list[str]:
     """Lines of the same count and block structure as ``lines``, which CPython parses."""
     first = lines[0]
@@ -221,27 +235,11 @@ def mask_newer_syntax(source: str, error: BaseException, path: str) -> Masked:
         last = (starts[after] - 1) if after < len(starts) else len(lines)
         last = min(max(last, end_line), len(lines))
         statement = "".join(lines[first - 1 : last])
-        if len(statement) > MAX_MASKED_CHARS:
+        too_big = _too_big_for_libcst(statement)
+        if too_big is not None:
+            cpython = _syntax_error(path, exc)
             raise AnalysisError(
-                path,
-                f"syntax error: {exc.msg} (in a {len(statement)}-character statement, too"
-                f" large to try as newer syntax; limit {MAX_MASKED_CHARS})",
-                line,
-                max((exc.offset or 1) - 1, 0),
-            )
-        if _bracket_depth(statement) > MAX_BRACKET_DEPTH:
-            raise AnalysisError(
-                path,
-                f"syntax error: {exc.msg} (brackets nested over {MAX_BRACKET_DEPTH} deep)",
-                line,
-                max((exc.offset or 1) - 1, 0),
-            )
-        if _longest_chain(statement) > MAX_CHAIN:
-            raise AnalysisError(
-                path,
-                f"syntax error: {exc.msg} (over {MAX_CHAIN} operators in one expression)",
-                line,
-                max((exc.offset or 1) - 1, 0),
+                path, f"{cpython.message} ({too_big})", cpython.line, cpython.column
             )
         reparsed += len(source)
         if reparsed > MAX_REPARSED_CHARS:
