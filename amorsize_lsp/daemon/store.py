@@ -156,6 +156,8 @@ def _v2(db: sqlite_utils.Database) -> None:
     db["outcomes"].add_column("predicted_item_s", float)
     db["outcomes"].add_column("recommended_n_jobs", int)
     db["outcomes"].add_column("recommended_chunksize", int)
+    # Call sites whose function has no bytecode (no code hash) match by path and name.
+    db.execute("CREATE INDEX IF NOT EXISTS profiles_site ON profiles(path, function)")
 
 
 #: ``MIGRATIONS[i]`` upgrades a store from schema version ``i`` to ``i + 1``.
@@ -213,6 +215,7 @@ class Store:
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
         self._synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
+        self._writes = 0
         if readonly:
             self._conn = self._open_readonly()
         else:
@@ -352,6 +355,7 @@ class Store:
         with self.lock:
             if self._conn is None:
                 raise StoreError(f"the amorsize store {self.path} is closed")
+            self._writes += 1
             with self._conn:
                 yield self._conn
 
@@ -607,9 +611,10 @@ class Store:
             params,
         )
 
-    def data_version(self) -> int:
-        """Changes when any connection commits: readers use it to drop their caches."""
-        return int(self.query("PRAGMA data_version")[0]["data_version"])
+    def change_stamp(self) -> tuple[int, int]:
+        """Changes when anyone commits (this connection or another): caches compare it."""
+        other = int(self.query("PRAGMA data_version")[0]["data_version"])
+        return (self._writes, other)
 
 
 #: SQLite primary result codes that mean the file itself is bad: IOERR (a short read
