@@ -28,6 +28,7 @@ from typing import Any
 
 from amorsize_lsp.analysis.driver import analyze_source
 from amorsize_lsp.analysis.model import EXECUTOR_KINDS, AnalysisError
+from amorsize_lsp.daemon.advisor import NOISY_FACTOR
 from amorsize_lsp.engine import cost
 from amorsize_lsp.engine.sampler import SampleResult, sample_callsite
 from amorsize_lsp.engine.system import SystemProfile
@@ -39,8 +40,6 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 FINISHED = (DONE, FAILED, CANCELLED)
 #: Set in the sampler's environment so that ``cancel`` can find the job's process.
 JOB_ENV = "AMORSIZE_DAEMON_JOB"
-#: Multiplier on the confidence of a recommendation from a noisy sample.
-NOISY_CONFIDENCE = 0.5
 #: A CPU-bound sample that got less CPU than this share of its wall time was preempted.
 MIN_CPU_SHARE = 0.7
 DEFAULT_MEMORY_MB = 2048
@@ -168,8 +167,9 @@ def store_sample(
     """Store a sampled profile and return (row id, the recommendation it now gives).
 
     Runs on the daemon's store thread. The recommendation comes from the advisor
-    (so it matches what ``recommend`` answers next); the cost model directly is
-    the fallback when the advisor has nothing to say for this call site.
+    (so it matches what ``recommend`` answers next, a noisy profile's confidence
+    lowered there); the cost model directly is the fallback when the advisor has
+    nothing to say for this call site. The noise reasons are added to its reasons.
     """
     row = store.add_profile(
         callsite=callsite,
@@ -185,14 +185,11 @@ def store_sample(
         if kind is not None:
             made = cost.recommend(profile, system, kind)
             made.source = MEASURED
+            if noise:  # the advisor lowers a noisy profile's confidence; do the same here
+                made.confidence *= NOISY_FACTOR
             rec = made.to_dict()
     if rec is not None and noise:
-        rec = dict(rec)
-        rec["confidence"] = float(rec.get("confidence") or 0.0) * NOISY_CONFIDENCE
-        rec["reasons"] = [
-            *list(rec.get("reasons") or []),
-            "sampled while the machine was busy, so confidence is lowered: " + "; ".join(noise),
-        ]
+        rec["reasons"] = [*list(rec.get("reasons") or []), "why noisy: " + "; ".join(noise)]
     return row, rec
 
 

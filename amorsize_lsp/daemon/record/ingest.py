@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from amorsize_lsp.analysis.driver import analyze_source
-from amorsize_lsp.analysis.model import EXECUTOR_KINDS, AnalysisError
+from amorsize_lsp.analysis.model import EXECUTOR_KINDS, PROCESS_POOL, AnalysisError
+from amorsize_lsp.daemon.advisor import validate_callsite
+from amorsize_lsp.daemon.knn import PREDICTOR_VERSION
 from amorsize_lsp.engine import cost
 from amorsize_lsp.engine.system import SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
@@ -158,46 +160,43 @@ def calls_from_entries(entries: list[dict[str, Any]], cwd: str) -> list[dict[str
     return calls
 
 
-def predictor_version(advisor: Any) -> str:
-    return str(
-        getattr(advisor, "predictor_version", None) or getattr(advisor, "VERSION", None) or "0"
-    )
-
-
-def predicted_wall(
-    advisor: Any, system: SystemProfile, call: dict[str, Any]
-) -> tuple[float | None, str]:
+def prediction_for(advisor: Any, system: SystemProfile, call: dict[str, Any]) -> dict[str, Any]:
     """What the predictor expected for the configuration that ran, before seeing this run.
 
-    The advisor's recommendation says which profile it believes in; the cost model
-    then prices the configuration the program really used. None when the advisor
-    had nothing to say for this call site.
+    The advisor's profile for the call site (measured, shared or predicted) is
+    priced by the cost model at the configuration the program really used; the
+    advisor's own recommendation is kept beside it. Values are None when the
+    advisor knew nothing about this call site.
     """
-    version = predictor_version(advisor)
+    out: dict[str, Any] = {
+        "predicted_wall_s": None,
+        "predicted_item_s": None,
+        "recommended_n_jobs": None,
+        "recommended_chunksize": None,
+    }
     callsite = call["callsite"]
     kind = EXECUTOR_KINDS.get(callsite.get("executor") or "")
-    predict_profile = getattr(advisor, "predict_profile", None)
-    profile: WorkloadProfile | None = None
-    if callable(predict_profile):
-        try:
-            got = predict_profile(callsite)
-            profile = got if isinstance(got, WorkloadProfile) or got is None else None
-        except Exception:
-            profile = None
-    if profile is not None and kind is not None:
-        p = cost.predict(
-            profile, system, kind, call["n_jobs"], call["chunksize"], call.get("n_items")
-        )
-        return p.total_s, version
     try:
+        found = advisor.find_profile(validate_callsite(callsite), kind)
         rec = advisor.recommend(callsite)
-    except Exception:
-        return None, version
-    if not rec:
-        return None, version
-    if rec.get("n_jobs") == call["n_jobs"] and rec.get("chunksize") == call["chunksize"]:
-        return float(rec.get("parallel_time_s") or 0.0) or None, version
-    return None, version
+    except ValueError:
+        return out
+    if found is not None:
+        prof = found.profile
+        out["predicted_item_s"] = prof.mean_s
+        p = cost.predict(
+            prof,
+            system,
+            kind or PROCESS_POOL,
+            call["n_jobs"],
+            call["chunksize"],
+            call.get("n_items") or prof.n_items,
+        )
+        out["predicted_wall_s"] = p.total_s
+    if rec:
+        out["recommended_n_jobs"] = rec.get("n_jobs")
+        out["recommended_chunksize"] = rec.get("chunksize")
+    return out
 
 
 def store_recorded(
@@ -210,7 +209,7 @@ def store_recorded(
     """
     ids: list[int] = []
     for call in calls:
-        predicted, version = predicted_wall(advisor, system, call)
+        expected = prediction_for(advisor, system, call)
         profile = call["profile"]
         if isinstance(profile, dict):
             profile = WorkloadProfile.from_dict(profile)
@@ -229,10 +228,11 @@ def store_recorded(
             chunksize=call["chunksize"],
             n_items=call["n_items"],
             wall_s=call["wall_s"],
-            predicted_wall_s=predicted,
-            predictor_version=version,
+            predictor_version=PREDICTOR_VERSION,
             machine=system.fingerprint,
+            item_s=profile.mean_s,
+            measured_at=call.get("measured_at"),
+            **expected,
         )
-    if calls:
         advisor.profile_added()
     return ids
