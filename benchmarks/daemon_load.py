@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from amorsize_lsp.analysis.driver import analyze_source
-from amorsize_lsp.daemon.client import DaemonClient, DaemonError
+from amorsize_lsp.daemon.client import DaemonClient, DaemonError, serve_command
 from amorsize_lsp.daemon.store import Store
 from amorsize_lsp.engine.system import SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
@@ -86,8 +86,10 @@ def _module(i: int, rng: random.Random) -> str:
     length = rng.choice([None, 100, 1000, 10_000])
     items = f"list(range({length}))" if length else "(j for j in range(50))"
     executor = rng.choice(
-        [("from multiprocessing import Pool", "Pool()"),
-         ("from concurrent.futures import ProcessPoolExecutor", "ProcessPoolExecutor()")]
+        [
+            ("from multiprocessing import Pool", "Pool()"),
+            ("from concurrent.futures import ProcessPoolExecutor", "ProcessPoolExecutor()"),
+        ]
     )
     return (
         f"{executor[0]}\n\n\ndef work_{i}(x):\n" + "\n".join(body) + "\n\n\n"
@@ -177,8 +179,12 @@ async def run_load(
         reqs = []
         for k in range(calls):
             site = rng.choice(sites)
-            msg = {"jsonrpc": "2.0", "id": c * calls + k, "method": "recommend",
-                   "params": {"callsite": site}}
+            msg = {
+                "jsonrpc": "2.0",
+                "id": c * calls + k,
+                "method": "recommend",
+                "params": {"callsite": site},
+            }
             reqs.append(json.dumps(msg).encode() + b"\n")
         plans.append(reqs)
     latencies: list[float] = []
@@ -247,19 +253,20 @@ def main() -> int:
         sites = make_callsites(tmp, args.modules, args.seed)
         db = tmp / "store.db"
         counts = seed_store(db, sites, args.profiles, args.seed)
-        print(f"store: {counts['profiles']} profiles over {counts['functions']} functions; "
-              f"{len(sites)} real call sites (3/4 measured, 1/4 only predictable); "
-              f"seeded in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"store: {counts['profiles']} profiles over {counts['functions']} functions; "
+            f"{len(sites)} real call sites (3/4 measured, 1/4 only predictable); "
+            f"seeded in {time.perf_counter() - t0:.1f} s"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("AMORSIZE_")}
         dsock, fsock = tmp / "d.sock", tmp / "f.sock"
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "amorsize_lsp.daemon", "serve", "--foreground", "--socket",
-             str(dsock), "--db", str(db), "--idle-timeout", "0"],
-            stderr=subprocess.DEVNULL, env=env,
+            serve_command(dsock, db, "--idle-timeout", "0"),
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         procs.append(daemon)
-        floor = subprocess.Popen([sys.executable, str(HERE), "--floor-server", str(fsock)],
-                                 env=env)
+        floor = subprocess.Popen([sys.executable, str(HERE), "--floor-server", str(fsock)], env=env)
         procs.append(floor)
         _wait_socket(dsock, daemon)
         _wait_socket(fsock, floor)
@@ -267,12 +274,15 @@ def main() -> int:
         results: dict[str, list[dict[str, Any]]] = {"floor": [], "daemon": []}
         for r in range(args.rounds):
             for name, sock in (("floor", fsock), ("daemon", dsock)):
-                res = asyncio.run(run_load(str(sock), sites, args.clients, args.calls,
-                                           args.seed + r))
+                res = asyncio.run(
+                    run_load(str(sock), sites, args.clients, args.calls, args.seed + r)
+                )
                 results[name].append(res)
-                print(f"round {r + 1} {name:6s}: p50 {res['p50_ms']:6.2f} ms  p99 "
-                      f"{res['p99_ms']:6.2f} ms  {res['throughput']:7.0f} calls/s  "
-                      f"errors {res['errors']}")
+                print(
+                    f"round {r + 1} {name:6s}: p50 {res['p50_ms']:6.2f} ms  p99 "
+                    f"{res['p99_ms']:6.2f} ms  {res['throughput']:7.0f} calls/s  "
+                    f"errors {res['errors']}"
+                )
         rss = psutil.Process(daemon.pid).memory_info().rss
         peak = _peak_rss(daemon.pid)
         with DaemonClient(dsock) as c:
@@ -300,23 +310,35 @@ def main() -> int:
     f99, d99 = med("floor", "p99_ms"), med("daemon", "p99_ms")
     limit = max(10.0, 2 * f99)
     print()
-    print(f"{args.clients} clients x {args.calls} recommend calls = {total} per round, "
-          f"{args.rounds} round(s); medians over rounds")
+    print(
+        f"{args.clients} clients x {args.calls} recommend calls = {total} per round, "
+        f"{args.rounds} round(s); medians over rounds"
+    )
     print("| server | p50 ms | p99 ms | calls/s | errors |")
     print("|---|---|---|---|---|")
     for name in ("floor", "daemon"):
         errs = sum(r["errors"] for r in results[name])
-        print(f"| {name} | {med(name, 'p50_ms'):.2f} | {med(name, 'p99_ms'):.2f} | "
-              f"{med(name, 'throughput'):.0f} | {errs} |")
-    print(f"daemon p99 / floor p99: {d99 / f99:.2f}x; limit max(10 ms, 2 x floor) = "
-          f"{limit:.2f} ms -> {'OK' if d99 <= limit else 'OVER'}")
-    print(f"errors: {errors} -> {'OK' if errors == 0 else 'FAIL'}"
-          + (f" (first: {results['daemon'][0]['first_error']})" if errors else ""))
-    print(f"daemon RSS: {rss_idle / 2**20:.1f} MB idle, {rss / 2**20:.1f} MB after load, "
-          f"peak {peak / 2**20:.1f} MB -> {'OK' if peak < 100 * 2**20 else 'OVER'} (< 100 MB)")
-    print(f"answers for the {len(sites)} call sites: {known} recommendations "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}), "
-          f"{len(sites) - known} null")
+        print(
+            f"| {name} | {med(name, 'p50_ms'):.2f} | {med(name, 'p99_ms'):.2f} | "
+            f"{med(name, 'throughput'):.0f} | {errs} |"
+        )
+    print(
+        f"daemon p99 / floor p99: {d99 / f99:.2f}x; limit max(10 ms, 2 x floor) = "
+        f"{limit:.2f} ms -> {'OK' if d99 <= limit else 'OVER'}"
+    )
+    print(
+        f"errors: {errors} -> {'OK' if errors == 0 else 'FAIL'}"
+        + (f" (first: {results['daemon'][0]['first_error']})" if errors else "")
+    )
+    print(
+        f"daemon RSS: {rss_idle / 2**20:.1f} MB idle, {rss / 2**20:.1f} MB after load, "
+        f"peak {peak / 2**20:.1f} MB -> {'OK' if peak < 100 * 2**20 else 'OVER'} (< 100 MB)"
+    )
+    print(
+        f"answers for the {len(sites)} call sites: {known} recommendations "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(sources.items()))}), "
+        f"{len(sites) - known} null"
+    )
     ok = d99 <= limit and errors == 0 and peak < 100 * 2**20
     return 0 if ok else 1
 

@@ -172,6 +172,18 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[dict[str, float
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
+def table(plain: dict[str, list[float]], recorded: dict[str, list[float]]) -> list[float]:
+    """Print one row per workload (medians); return the ratios."""
+    print("| workload | without (s) | with hook (s) | ratio |")
+    print("|---|---|---|---|")
+    ratios = []
+    for w in plain:
+        a, b = statistics.median(plain[w]), statistics.median(recorded[w])
+        ratios.append(b / a)
+        print(f"| {w} | {a:.3f} | {b:.3f} | {b / a:.3f} |")
+    return ratios
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -234,14 +246,7 @@ def main() -> int:
     print(f"spin calibrated at {k} iterations per ms; medians over {args.rounds} rounds")
     print()
     print("Per call, interleaved in one process (the hook's wrappers on and off by turns):")
-    print("| workload | without (s) | with hook (s) | ratio |")
-    print("|---|---|---|---|")
-    iratios = []
-    for w in inter["plain"]:
-        a = statistics.median(inter["plain"][w])
-        b = statistics.median(inter["recorded"][w])
-        iratios.append(b / a)
-        print(f"| {w} | {a:.3f} | {b:.3f} | {b / a:.3f} |")
+    iratios = table(inter["plain"], inter["recorded"])
     ia = sum(statistics.median(v) for v in inter["plain"].values())
     ib = sum(statistics.median(v) for v in inter["recorded"].values())
     print(f"| all pool calls | {ia:.3f} | {ib:.3f} | {ib / ia:.3f} |")
@@ -256,14 +261,7 @@ def main() -> int:
     )
     print()
     print("Whole programs, fresh processes, plain and hooked alternating:")
-    print("| workload | without (s) | with hook (s) | ratio |")
-    print("|---|---|---|---|")
-    ratios = []
-    for w in times["plain"]:
-        a = statistics.median(times["plain"][w])
-        b = statistics.median(times["recorded"][w])
-        ratios.append(b / a)
-        print(f"| {w} | {a:.3f} | {b:.3f} | {b / a:.3f} |")
+    ratios = table(times["plain"], times["recorded"])
     total_a = statistics.median(
         sum(v[i] for v in times["plain"].values()) for i in range(args.rounds)
     )

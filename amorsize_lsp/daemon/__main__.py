@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amorsize_lsp.daemon.client import DaemonClient, DaemonError, DaemonUnavailable
+from amorsize_lsp.daemon.client import (
+    DaemonClient,
+    DaemonError,
+    DaemonUnavailable,
+    serve_command,
+)
 from amorsize_lsp.daemon.paths import (
     DB_ENV,
     PathError,
@@ -106,24 +111,16 @@ def _serve_detached(args: argparse.Namespace) -> int:
         ensure_private_dir(sock.parent)
     except PathError as e:
         raise CliError(str(e)) from None
-    cmd = [
-        sys.executable,
-        "-m",
-        "amorsize_lsp.daemon",
-        "serve",
-        "--foreground",
-        "--socket",
-        str(sock),
+    cmd = serve_command(
+        sock,
+        _db(args),
         "--idle-timeout",
         str(args.idle_timeout),
         "--sample-memory-mb",
         str(args.sample_memory_mb),
         "--jobs",
         str(args.jobs),
-    ]
-    db = _db(args)
-    if db is not None:
-        cmd += ["--db", str(db)]
+    )
     log = log_path(sock)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

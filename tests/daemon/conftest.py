@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from amorsize_lsp.daemon.client import DaemonClient, DaemonError
+from amorsize_lsp.daemon.client import DaemonClient, DaemonError, serve_command
 from amorsize_lsp.daemon.paths import lock_path
 
 PY = sys.executable
@@ -175,20 +175,7 @@ def start_daemon(directory: Path, *extra: str, db: Path | None = None) -> Runnin
     sock = directory / "run" / "d.sock"  # the daemon makes "run" itself, 0700
     db = db or directory / "store.db"
     log = directory / "daemon.log"
-    cmd = [
-        PY,
-        "-m",
-        "amorsize_lsp.daemon",
-        "serve",
-        "--foreground",
-        "--socket",
-        str(sock),
-        "--db",
-        str(db),
-        "--idle-timeout",
-        "300",
-        *extra,
-    ]
+    cmd = serve_command(sock, db, "--idle-timeout", "300", *extra)
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, env=daemon_env()

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from conftest import (
-    PY,
     RunningDaemon,
     daemon_env,
     line_of,
@@ -30,7 +29,7 @@ from conftest import (
 
 from amorsize_lsp.analysis.driver import analyze_source
 from amorsize_lsp.daemon import protocol as rpc
-from amorsize_lsp.daemon.client import DaemonError
+from amorsize_lsp.daemon.client import DaemonError, serve_command
 
 
 def _req(method: str, params: Any = None, id_: Any = 1) -> bytes:
@@ -281,17 +280,7 @@ def test_one_daemon_per_socket_and_a_stale_socket_is_replaced(short_tmp: Path) -
     try:
         assert d.socket == sock
         second = subprocess.run(
-            [
-                PY,
-                "-m",
-                "amorsize_lsp.daemon",
-                "serve",
-                "--foreground",
-                "--socket",
-                str(sock),
-                "--db",
-                str(short_tmp / "other.db"),
-            ],
+            serve_command(sock, short_tmp / "other.db"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -311,19 +300,7 @@ def test_one_daemon_per_socket_and_a_stale_socket_is_replaced(short_tmp: Path) -
 def test_idle_timeout_stops_the_daemon_and_removes_its_socket(short_tmp: Path) -> None:
     sock = short_tmp / "d.sock"
     proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "amorsize_lsp.daemon",
-            "serve",
-            "--foreground",
-            "--socket",
-            str(sock),
-            "--db",
-            str(short_tmp / "s.db"),
-            "--idle-timeout",
-            "1",
-        ],
+        serve_command(sock, short_tmp / "s.db", "--idle-timeout", "1"),
         stderr=subprocess.PIPE,
         env=daemon_env(),
     )
