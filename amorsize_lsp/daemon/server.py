@@ -236,12 +236,7 @@ class Daemon:
         from amorsize_lsp.daemon.store import Store
 
         self.store = Store(self.db_path)
-        self.db_path = self.store.path
-        if self.store.quarantined is not None:
-            log.warning(
-                "the store was unreadable and was moved to %s; a fresh one was made",
-                self.store.quarantined,
-            )
+        self.db_path = self.store.path  # a corrupt file was quarantined and logged by Store
         self.system = SystemProfile.detect(calibrate=self.calibrate)
         self.store.record_machine(self.system)
         self.advisor = Advisor(self.store, self.system, project_roots=self.project_roots)

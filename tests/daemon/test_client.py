@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import PY, RunningDaemon, daemon_env, stop_daemon
+from daemon_helpers import PY, RunningDaemon, daemon_env, stop_daemon
 
 from amorsize_lsp.daemon import protocol as rpc
 from amorsize_lsp.daemon.client import DaemonClient, DaemonError, DaemonUnavailable

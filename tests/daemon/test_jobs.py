@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import RunningDaemon, line_of, write_module
+from daemon_helpers import RunningDaemon, line_of, write_module
 
 from amorsize_lsp.daemon.jobs import JOB_ENV, JobFailure, assess_noise, find_callsite
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, RunningDaemon, daemon_env, line_of
+from daemon_helpers import PY, RunningDaemon, daemon_env, line_of
 
 from amorsize_lsp.daemon.record.ingest import (
     HOOK_DIR,

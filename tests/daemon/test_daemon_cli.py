@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunningDaemon, daemon_env, line_of, stop_daemon, write_module
+from daemon_helpers import RunningDaemon, daemon_env, line_of, stop_daemon, write_module
 
 from amorsize_lsp.daemon.__main__ import build_parser
 
