@@ -249,9 +249,10 @@ def import_profiles(store: Store, lines: Iterable[str]) -> int:
         except ValueError as exc:
             raise SharingError(f"line {i}: {exc}; nothing was imported") from None
     before = store.counts()["profiles"]
-    for sp in parsed:
-        store.add_machine_dict(sp.fingerprint, sp.system, replace=False)
-        store.add_profile(
+    for fp, system in {sp.fingerprint: sp.system for sp in parsed}.items():
+        store.add_machine_dict(fp, system, replace=False)
+    store.add_profiles(
+        dict(
             callsite=sp.callsite,
             profile=sp.profile,
             source="import",
@@ -260,6 +261,8 @@ def import_profiles(store: Store, lines: Iterable[str]) -> int:
             measured_at=sp.measured_at,
             uid=sp.uid,
         )
+        for sp in parsed
+    )
     return max(0, store.counts()["profiles"] - before)
 
 

@@ -35,6 +35,8 @@ WITHIN = 0.10
 #: Permutation importance runs on at most this many functions, this many shuffles each.
 IMPORTANCE_MAX_EXAMPLES = 150
 IMPORTANCE_REPEATS = 3
+#: Leave-one-out errors are computed for at most this many functions (a seeded sample).
+LOO_MAX_QUERIES = 500
 
 _EXECUTOR_FOR_KIND: dict[str, str] = {}
 for _name, _kind in EXECUTOR_KINDS.items():
@@ -110,7 +112,7 @@ def loo_errors(model: KNN, system: SystemProfile) -> dict[str, Any]:
     item: list[float] = []
     wall: list[float] = []
     confident: list[float] = []
-    for example, pred in model.leave_one_out():
+    for example, pred in model.leave_one_out(max_queries=LOO_MAX_QUERIES):
         if pred is None:
             continue
         err = rel_error(pred.profile.mean_s, example.profile.mean_s)

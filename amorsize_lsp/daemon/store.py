@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,11 @@ COMPLEXITY_COLUMNS = (
     "call_count",
     "recursive",
     "blocking_io",
+)
+
+
+_PROFILE_KWARGS = frozenset(
+    {"callsite", "profile", "source", "machine", "noisy", "measured_at", "uid"}
 )
 
 
@@ -416,12 +421,66 @@ class Store:
         ``uid`` identifies the measurement across stores (export/import); a row
         whose ``uid`` is already present is not added again, and its id is returned.
         """
+        return self.add_profiles(
+            [
+                dict(
+                    callsite=callsite,
+                    profile=profile,
+                    source=source,
+                    machine=machine,
+                    noisy=noisy,
+                    measured_at=measured_at,
+                    uid=uid,
+                )
+            ]
+        )[0]
+
+    def add_profiles(self, items: Iterable[dict[str, Any]]) -> list[int]:
+        """``add_profile`` for many (each a dict of its keyword arguments), in one transaction.
+
+        One commit (and one fsync) for the lot: for imports and bulk loads.
+        """
+        rows = []
+        for kw in items:
+            unknown = set(kw) - _PROFILE_KWARGS
+            if unknown:
+                raise TypeError(f"add_profiles: unknown field(s) {sorted(unknown)}")
+            rows.append(self._profile_row(**kw))
+        ids: list[int] = []
+        with self._write() as conn:
+            for callsite, key, row in rows:
+                if key["code_hash"]:
+                    self._upsert_function(conn, callsite, key)
+                found = conn.execute(
+                    "SELECT id FROM profiles WHERE uid = ?", (row["uid"],)
+                ).fetchone()
+                if found:
+                    ids.append(int(found[0]))
+                    continue
+                cur = conn.execute(
+                    f"INSERT INTO profiles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        self._maybe_prune()
+        return ids
+
+    @staticmethod
+    def _profile_row(
+        *,
+        callsite: dict[str, Any],
+        profile: WorkloadProfile,
+        source: str,
+        machine: str,
+        noisy: bool = False,
+        measured_at: float | None = None,
+        uid: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         if source not in PROFILE_SOURCES:
             raise ValueError(f"profile source must be one of {PROFILE_SOURCES}, not {source!r}")
         key = callsite_key(callsite)
         when = time.time() if measured_at is None else float(measured_at)
-        pdict = profile.to_dict()
-        body = json.dumps(pdict, sort_keys=True)
+        body = json.dumps(profile.to_dict(), sort_keys=True)
         if uid is None:
             uid = hashlib.sha256(
                 f"{key['code_hash']}|{key['path']}|{key['line']}|{machine}|{when!r}|{body}".encode()
@@ -440,27 +499,17 @@ class Store:
             "profile": body,
             "noisy": int(bool(noisy)),
         }
-        with self._write() as conn:
-            if key["code_hash"]:
-                self._upsert_function(callsite, key)
-            found = conn.execute("SELECT id FROM profiles WHERE uid = ?", (uid,)).fetchone()
-            if found:
-                return int(found[0])
-            cur = conn.execute(
-                f"INSERT INTO profiles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
-            rowid = int(cur.lastrowid or 0)
-        self._maybe_prune()
-        return rowid
+        return callsite, key, row
 
-    def _upsert_function(self, callsite: dict[str, Any], key: dict[str, Any]) -> None:
+    def _upsert_function(
+        self, conn: sqlite3.Connection, callsite: dict[str, Any], key: dict[str, Any]
+    ) -> None:
+        """Insert or refresh the function row, inside the caller's transaction."""
         cx = callsite.get("complexity") or {}
         path = key["path"]
-        module = Path(path).stem if path else None
         row: dict[str, Any] = {
             "code_hash": key["code_hash"],
-            "module": module,
+            "module": Path(path).stem if path else None,
             "qualname": key["function"],
             "path": path,
             "updated_at": time.time(),
@@ -469,10 +518,16 @@ class Store:
             v = cx.get(c)
             row[c] = int(v) if isinstance(v, (int, float)) else None
         io = cx.get("io_calls")
-        row["io_calls"] = (
-            json.dumps([x for x in io if isinstance(x, str)]) if isinstance(io, list) else "[]"
+        row["io_calls"] = json.dumps(
+            [x for x in io if isinstance(x, str)] if isinstance(io, list) else []
         )
-        self.db["functions"].upsert(row, pk="code_hash")
+        cols = ", ".join(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "code_hash")
+        conn.execute(
+            f"INSERT INTO functions ({cols}) VALUES ({', '.join('?' * len(row))}) "
+            f"ON CONFLICT(code_hash) DO UPDATE SET {updates}",
+            tuple(row.values()),
+        )
 
     def add_outcome(
         self,
@@ -511,7 +566,7 @@ class Store:
         row.pop("length")
         with self._write() as conn:
             if key["code_hash"]:
-                self._upsert_function(callsite, key)
+                self._upsert_function(conn, callsite, key)
             cur = conn.execute(
                 f"INSERT INTO outcomes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 tuple(row.values()),
