@@ -23,6 +23,7 @@ and ``math.dist`` keeps a query over a few thousand rows well under a millisecon
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import statistics
@@ -94,6 +95,9 @@ class KNN:
         self._fit_scaling()
         self._vectors = [self._scale(e.features) for e in self.examples]
         self._logs = [math.log(e.profile.mean_s) for e in self.examples]
+        self._by_group: dict[str, list[int]] = {}
+        for i, e in enumerate(self.examples):
+            self._by_group.setdefault(e.group, []).append(i)
         self._rng = random.Random(seed)
         self.ref_distance = self._reference_distance()
         if k is not None:
@@ -139,17 +143,9 @@ class KNN:
         idx = self._query_indexes()
         near = []
         for i in idx:
-            g = self.examples[i].group
-            best = min(
-                (
-                    math.dist(self._vectors[i], v)
-                    for v, e in zip(self._vectors, self.examples, strict=True)
-                    if e.group != g
-                ),
-                default=math.inf,
-            )
-            if math.isfinite(best):
-                near.append(best)
+            nearest = self._ranked(self._vectors[i], self.examples[i].group, 1)
+            if nearest:
+                near.append(nearest[0][1])
         ref = statistics.median(near) if near else 1.0
         # Identical feature vectors are common (same shape, other constants): keep a floor.
         return max(ref, 0.25)
@@ -185,12 +181,12 @@ class KNN:
         self, q: tuple[float, ...], exclude: str | None, limit: int
     ) -> list[tuple[int, float]]:
         """The ``limit`` nearest examples as (index, distance), nearest first."""
-        ds = (
-            (i, math.dist(q, v))
-            for i, v in enumerate(self._vectors)
-            if exclude is None or self.examples[i].group != exclude
-        )
-        return heapq.nsmallest(limit, ds, key=lambda t: t[1])
+        ds = list(map(math.dist, itertools.repeat(q, len(self._vectors)), self._vectors))
+        if exclude is not None:
+            for i in self._by_group.get(exclude, ()):
+                ds[i] = math.inf
+        nearest = heapq.nsmallest(limit, range(len(ds)), key=ds.__getitem__)
+        return [(i, ds[i]) for i in nearest if ds[i] != math.inf]
 
     def _weight(self, d: float) -> float:
         return 1.0 / (d + 0.1 * self.ref_distance)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from data_helpers import callsites_of, loop_function, profile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amorsize_lsp.daemon import advisor as advisor_module
 from amorsize_lsp.daemon.advisor import Advisor
@@ -250,3 +252,43 @@ def test_answers_are_json_and_independent_copies(store: Store, system: SystemPro
     second = adv.recommend(s)
     assert second is not None and "mutated by a caller" not in second["reasons"]
     assert json.loads(json.dumps(second)) == second
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+keys = st.sampled_from(
+    ["path", "line", "executor", "function", "length", "method", "complexity", "other"]
+)
+cx_keys = st.sampled_from(
+    ["code_hash", "loop_count", "recursive", "io_calls", "instruction_count", "resolved"]
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_advisor(tmp_path_factory: pytest.TempPathFactory) -> Advisor:
+    store = Store(tmp_path_factory.mktemp("fuzz") / "fuzz.db")
+    yield Advisor(store, SystemProfile.synthetic(fingerprint=ME))
+    store.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    callsite=st.dictionaries(keys, json_values, max_size=6),
+    complexity=st.none() | st.dictionaries(cx_keys, json_values, max_size=6),
+)
+def test_any_json_object_gives_an_answer_or_a_value_error(
+    fuzz_advisor: Advisor, callsite: dict, complexity: dict | None
+) -> None:
+    if complexity is not None:
+        callsite = dict(callsite, complexity=complexity)
+    try:
+        rec = fuzz_advisor.recommend(callsite)
+    except ValueError as exc:
+        assert str(exc).startswith("callsite")
+    else:
+        assert rec is None

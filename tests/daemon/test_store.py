@@ -329,3 +329,21 @@ def test_import_uid_is_idempotent(tmp_path: Path, site: dict) -> None:
         )
         assert a == b
         assert store.counts()["profiles"] == 1
+
+
+def test_bulk_add_is_one_transaction_and_validated_first(tmp_path: Path) -> None:
+    sites = [callsites_of(loop_function(f"b{i}", 1 + i % 3, i))[0] for i in range(12)]
+    items = [dict(callsite=s, profile=profile(1e-3), source="sample", machine="m") for s in sites]
+    with Store(tmp_path / "a.db") as store:
+        bad = [*items[:3], dict(items[3], source="guess")]
+        with pytest.raises(ValueError, match="source"):
+            store.add_profiles(bad)
+        assert store.counts()["profiles"] == 0
+        ids = store.add_profiles(items)
+        assert len(set(ids)) == len(items)
+        assert store.counts() == {
+            "machines": 0,
+            "functions": len({s["complexity"]["code_hash"] for s in sites}),
+            "profiles": len(items),
+            "outcomes": 0,
+        }
