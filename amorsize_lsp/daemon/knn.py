@@ -7,7 +7,8 @@ machine at hand.
 
 - Features are z-scored with the training mean and standard deviation (log-scaled
   upstream, see ``features``); a missing value takes the training median; a
-  feature that never varies is left out.
+  feature that never varies is left out. Each then gets a weight (0, ½, 1 or 2),
+  learned by coordinate search on the leave-one-out error.
 - k is chosen by leave-one-out over the training set, leaving out every example
   of the same function (code hash) at once, so a function measured on two
   machines cannot find itself.
@@ -34,13 +35,18 @@ from amorsize_lsp.daemon.features import FEATURES, Vector
 from amorsize_lsp.engine.workload import WorkloadProfile
 
 #: Stored with outcomes; bump when the predictor's behaviour changes.
-PREDICTOR_VERSION = "knn-1"
+PREDICTOR_VERSION = "knn-2"
 #: Fewer distinct functions than this: no prediction at all.
 MIN_GROUPS = 3
 MAX_K = 12
 #: The model keeps at most this many examples (the newest): a query stays well under
 #: a millisecond and a rebuild about a second on a slow core.
 MAX_EXAMPLES = 5000
+#: Feature weights are learned from this many functions on, on a sample of at most
+#: WEIGHT_SAMPLE of them, trying these values for one weight at a time.
+MIN_GROUPS_FOR_WEIGHTS = 12
+WEIGHT_SAMPLE = 150
+WEIGHT_STEPS = (0.0, 0.5, 2.0)
 #: Leave-one-out for k uses at most this many queries (the rest only serve as neighbours).
 MAX_LOO_QUERIES = 300
 #: Spread of the neighbours' log item times (natural log) that divides confidence by e.
@@ -89,10 +95,18 @@ class KNN:
         k: int | None = None,
         max_k: int = MAX_K,
         seed: int = 0,
+        weights: Sequence[float] | None = None,
     ) -> None:
         self.examples = [e for e in examples if e.profile.mean_s > 0]
         self.groups = len({e.group for e in self.examples})
         self._fit_scaling()
+        #: Per-feature weight on the scaled value (index as in FEATURES).
+        self.weights: list[float] = [1.0] * len(FEATURES)
+        if weights is not None:
+            self.weights = [float(w) for w in weights]
+        elif k is None and self.groups >= MIN_GROUPS_FOR_WEIGHTS:
+            self.weights = self._learn_weights(max_k, seed)
+        self.active = [j for j in self.active if self.weights[j] > 0]
         self._vectors = [self._scale(e.features) for e in self.examples]
         self._logs = [math.log(e.profile.mean_s) for e in self.examples]
         self._by_group: dict[str, list[int]] = {}
@@ -133,8 +147,31 @@ class KNN:
             v = features[j]
             if v is None:
                 v = self.medians[j]
-            out.append((v - self.means[j]) / self.scales[j])
+            out.append((v - self.means[j]) / self.scales[j] * self.weights[j])
         return tuple(out)
+
+    def _learn_weights(self, max_k: int, seed: int) -> list[float]:
+        """Feature weights by coordinate search on the leave-one-out error.
+
+        On a sample of the examples; a change is kept only when it lowers the error
+        by more than 1%, so noise does not steer it.
+        """
+        rng = random.Random(seed)
+        sample = list(self.examples)
+        if len(sample) > WEIGHT_SAMPLE:
+            sample = rng.sample(sample, WEIGHT_SAMPLE)
+        weights = [1.0] * len(FEATURES)
+        best = KNN(sample, max_k=max_k, seed=seed, weights=weights).loo_error
+        if best is None:
+            return weights
+        for j in self.active:
+            for step in WEIGHT_STEPS:
+                trial = list(weights)
+                trial[j] = step
+                err = KNN(sample, max_k=max_k, seed=seed, weights=trial).loo_error
+                if err is not None and err < best * 0.99:
+                    best, weights = err, trial
+        return weights
 
     def _reference_distance(self) -> float:
         """The median distance from a training example to its nearest other function."""
@@ -168,8 +205,14 @@ class KNN:
             if not ranked:
                 continue
             count += 1
-            for k in range(1, top + 1):
-                errors[k] += abs(self._log_mean(ranked[:k]) - self._logs[i])
+            sum_w = sum_wl = 0.0
+            for k, (j, d) in enumerate(ranked, 1):
+                w = self._weight(d)
+                sum_w += w
+                sum_wl += w * self._logs[j]
+                errors[k] += abs(sum_wl / sum_w - self._logs[i])
+            for k in range(len(ranked) + 1, top + 1):
+                errors[k] += abs(sum_wl / sum_w - self._logs[i])
         if not count:
             return 1, None
         best = min(range(1, top + 1), key=lambda k: (errors[k], k))
@@ -190,10 +233,6 @@ class KNN:
 
     def _weight(self, d: float) -> float:
         return 1.0 / (d + 0.1 * self.ref_distance)
-
-    def _log_mean(self, nb: Sequence[tuple[int, float]]) -> float:
-        ws = [self._weight(d) for _, d in nb]
-        return sum(w * self._logs[i] for w, (i, _) in zip(ws, nb, strict=True)) / sum(ws)
 
     def predict(self, features: Vector, *, exclude: str | None = None) -> Prediction | None:
         """The predicted profile for ``features`` (None with too few measured functions).

@@ -133,9 +133,11 @@ def loo_errors(model: KNN, system: SystemProfile) -> dict[str, Any]:
     }
 
 
-def loo_log_error(examples: Sequence[Example], k: int) -> float | None:
-    """Mean |log(predicted / measured)| item time, leave-one-out, with a fixed k."""
-    model = KNN(examples, k=k)
+def loo_log_error(
+    examples: Sequence[Example], k: int, weights: Sequence[float] | None = None
+) -> float | None:
+    """Mean |log(predicted / measured)| item time, leave-one-out, with a fixed k and weights."""
+    model = KNN(examples, k=k, weights=weights)
     errs = [
         abs(math.log(p.profile.mean_s / e.profile.mean_s))
         for e, p in model.leave_one_out()
@@ -147,13 +149,14 @@ def loo_log_error(examples: Sequence[Example], k: int) -> float | None:
 def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
     """Per feature: how much the leave-one-out error grows when its values are shuffled.
 
-    In units of mean |ln(predicted / measured)|; 0 for features that never vary.
+    In units of mean |ln(predicted / measured)|; 0 for features that never vary
+    or that the model weighs 0.
     """
     rng = random.Random(seed)
     examples = list(model.examples)
     if len(examples) > IMPORTANCE_MAX_EXAMPLES:
         examples = rng.sample(examples, IMPORTANCE_MAX_EXAMPLES)
-    base = loo_log_error(examples, model.k)
+    base = loo_log_error(examples, model.k, model.weights)
     out = []
     for j, name in enumerate(FEATURES):
         if base is None or j not in model.active:
@@ -167,7 +170,7 @@ def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
                 Example((*e.features[:j], v, *e.features[j + 1 :]), e.profile, e.group, e.label)
                 for e, v in zip(examples, col, strict=True)
             ]
-            err = loo_log_error(shuffled, model.k)
+            err = loo_log_error(shuffled, model.k, model.weights)
             if err is not None:
                 rises.append(err - base)
         imp = statistics.fmean(rises) if rises else 0.0

@@ -71,7 +71,10 @@ def test_k_is_chosen_by_leave_one_out() -> None:
             examples.append(shaped(c % 4, 3 + c, c, mean, f"c{c}-{j}"))
     chosen = KNN(examples)
     assert chosen.k > 1
-    errs = {k: statistics.fmean(loo_log_errors(KNN(examples, k=k))) for k in (1, chosen.k)}
+    errs = {
+        k: statistics.fmean(loo_log_errors(KNN(examples, k=k, weights=chosen.weights)))
+        for k in (1, chosen.k)
+    }
     assert errs[chosen.k] < errs[1]
 
 
@@ -164,3 +167,18 @@ def test_features_from_a_real_callsite() -> None:
     assert math.isclose(v[FEATURES.index("machine_item_cost")], math.log10(2e-6))
     unresolved = dict(site, complexity={"resolved": False, "reason": "builtin"})
     assert features.from_callsite(unresolved, "process_pool", None) is None
+
+
+def test_weights_turn_down_a_feature_that_does_not_matter() -> None:
+    rng = random.Random(7)
+    examples = []
+    for i in range(40):
+        depth = rng.randint(0, 4)
+        noise = rng.uniform(0, 10)  # call_count: unrelated to the time
+        examples.append(
+            Example(vec(max_loop_depth=depth, call_count=noise), profile(1e-6 * 10**depth), f"g{i}")
+        )
+    model = KNN(examples)
+    assert model.weights[CALLS] < model.weights[DEPTH]
+    uniform = KNN(examples, weights=[1.0] * N)
+    assert statistics.fmean(loo_log_errors(model)) < statistics.fmean(loo_log_errors(uniform))
