@@ -51,6 +51,8 @@ WEIGHT_STEPS = (0.0, 0.5, 2.0)
 MAX_LOO_QUERIES = 300
 #: Spread of the neighbours' log item times (natural log) that divides confidence by e.
 SPREAD_SCALE = math.log(10)
+#: Neighbours whose agreement sets the confidence (at least; k when larger).
+AGREEMENT_K = 3
 #: Below this confidence the advisor says nothing.
 CONFIDENCE_THRESHOLD = 0.3
 
@@ -243,18 +245,24 @@ class KNN:
         if groups < MIN_GROUPS or len(features) != len(FEATURES):
             return None
         q = self._scale(features)
-        nb = self._ranked(q, exclude, self.k)
+        # Agreement is judged over at least AGREEMENT_K neighbours, whatever k is:
+        # with k = 1 a lone neighbour always "agrees" with itself.
+        wide = self._ranked(q, exclude, max(self.k, AGREEMENT_K))
+        nb = wide[: self.k]
         if not nb:
             return None
         ws = [self._weight(d) for _, d in nb]
         total = sum(ws)
         mu = sum(w * self._logs[i] for w, (i, _) in zip(ws, nb, strict=True)) / total
-        var = sum(w * (self._logs[i] - mu) ** 2 for w, (i, _) in zip(ws, nb, strict=True)) / total
-        spread = math.sqrt(max(var, 0.0))
+        wws = [self._weight(d) for _, d in wide]
+        wtotal = sum(wws)
+        wmu = sum(w * self._logs[i] for w, (i, _) in zip(wws, wide, strict=True)) / wtotal
+        var = sum(w * (self._logs[i] - wmu) ** 2 for w, (i, _) in zip(wws, wide, strict=True))
+        spread = math.sqrt(max(var / wtotal, 0.0))
         distance = sum(w * d for w, (_, d) in zip(ws, nb, strict=True)) / total
         conf_distance = 1.0 / (1.0 + (distance / (2 * self.ref_distance)) ** 2)
         conf_agree = math.exp(-spread / SPREAD_SCALE)
-        confidence = conf_distance * conf_agree * (1.0 if len(nb) > 1 else 0.8)
+        confidence = conf_distance * conf_agree
         profile = self._blend(nb, ws, math.exp(mu))
         return Prediction(
             profile=profile,
