@@ -282,22 +282,7 @@ class Store:
             check = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in check] != [("ok",)]:
                 raise _Corrupt("integrity check failed: " + "; ".join(str(r[0]) for r in check[:3]))
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise StoreError(
-                    f"the amorsize store {self.path} has schema version {version}, newer than "
-                    f"this amorsize-lsp ({SCHEMA_VERSION}): upgrade amorsize-lsp, or use "
-                    "another file with --db"
-                )
-            db = sqlite_utils.Database(conn)
-            for step in range(version, SCHEMA_VERSION):
-                # One transaction per step: a crash leaves the store at a whole version.
-                with conn:
-                    MIGRATIONS[step](db)
-                    conn.execute(f"PRAGMA user_version={step + 1}")
-                if step > 0 or version > 0:
-                    log.info("amorsize store %s upgraded to schema %d", self.path, step + 1)
+            self._migrate(conn)
             return conn
         except sqlite3.DatabaseError as exc:
             if conn is not None:
@@ -311,6 +296,36 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade one version per transaction, under the write lock.
+
+        The version is read again inside each transaction, so two processes that
+        open a new file at once do not run a step twice.
+        """
+        db = sqlite_utils.Database(conn)
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the amorsize store {self.path} has schema version {version}, newer "
+                        f"than this amorsize-lsp ({SCHEMA_VERSION}): upgrade amorsize-lsp, or "
+                        "use another file with --db"
+                    )
+                if version == SCHEMA_VERSION:
+                    conn.commit()
+                    return
+                MIGRATIONS[version](db)
+                conn.execute(f"PRAGMA user_version={version + 1}")
+                conn.commit()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            if version > 0:
+                log.info("amorsize store %s upgraded to schema %d", self.path, version + 1)
 
     def _quarantine(self, why: str) -> Path:
         stamp = _timestamp()
@@ -361,8 +376,17 @@ class Store:
             if self._conn is None:
                 raise StoreError(f"the amorsize store {self.path} is closed")
             self._writes += 1
-            with self._conn:
-                yield self._conn
+            conn = self._conn
+            # IMMEDIATE: take the write lock now (waiting up to busy_timeout) rather
+            # than fail on upgrading a read snapshot that another writer has moved.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            conn.commit()
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict]:
         """Rows of a read query as dicts (used by the advisor, stats and sharing)."""

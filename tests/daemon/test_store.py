@@ -347,3 +347,43 @@ def test_bulk_add_is_one_transaction_and_validated_first(tmp_path: Path) -> None
             "profiles": len(items),
             "outcomes": 0,
         }
+
+
+#: Opens the store (racing the others to create it) and adds one profile.
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from data_helpers import callsites_of, loop_function, profile
+    from amorsize_lsp.daemon.store import Store
+
+    site = callsites_of(loop_function("r" + sys.argv[3], 1, int(sys.argv[3])))[0]
+    while time.time() < float(sys.argv[4]):
+        time.sleep(0.001)
+    with Store(sys.argv[1]) as store:
+        store.add_profile(callsite=site, profile=profile(1e-3), source="sample", machine="m")
+        print(store.schema_version)
+    """
+)
+
+
+def test_processes_racing_to_create_the_store_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    start = time.time() + 1.0
+    n = 4
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), HERE, str(i), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, [err for _, err in results]
+    assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * n
+    with Store(path) as store:
+        assert store.counts()["profiles"] == n
+        assert store.quarantined is None
+    assert not list(tmp_path.glob("*.corrupt-*"))
