@@ -35,6 +35,7 @@ from amorsize_lsp.daemon.knn import (
 )
 from amorsize_lsp.daemon.store import Store, row_profile
 from amorsize_lsp.engine import cost
+from amorsize_lsp.engine.cost import _fmt_s
 from amorsize_lsp.engine.system import Calibration, SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
 
@@ -120,14 +121,6 @@ def _ago(seconds: float) -> str:
     if s < 36 * 3600:
         return f"{s / 3600:.0f} h ago"
     return f"{s / 86400:.0f} days ago"
-
-
-def _fmt_s(s: float) -> str:
-    if s >= 1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.1f} µs"
 
 
 class Advisor:

@@ -19,10 +19,10 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from amorsize_lsp.analysis.model import EXECUTOR_KINDS, PROCESS_POOL
+from amorsize_lsp.analysis.model import PROCESS_POOL
 from amorsize_lsp.daemon.features import FEATURES
 from amorsize_lsp.daemon.knn import CONFIDENCE_THRESHOLD, KNN, PREDICTOR_VERSION, Example
-from amorsize_lsp.daemon.store import COMPLEXITY_COLUMNS
+from amorsize_lsp.daemon.sharing import callsite_object
 from amorsize_lsp.engine import cost
 from amorsize_lsp.engine.system import SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
@@ -37,10 +37,6 @@ IMPORTANCE_MAX_EXAMPLES = 150
 IMPORTANCE_REPEATS = 3
 #: Leave-one-out errors are computed for at most this many functions (a seeded sample).
 LOO_MAX_QUERIES = 500
-
-_EXECUTOR_FOR_KIND: dict[str, str] = {}
-for _name, _kind in EXECUTOR_KINDS.items():
-    _EXECUTOR_FOR_KIND.setdefault(_kind, _name)
 
 
 def summary(values: Sequence[float]) -> dict[str, Any] | None:
@@ -182,23 +178,6 @@ def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
 # ------------------------------------------------------------ best configuration
 
 
-def _callsite(row: dict[str, Any], fn: dict[str, Any] | None) -> dict[str, Any]:
-    cx = None
-    if row.get("code_hash"):
-        cx = {"resolved": True, "code_hash": row["code_hash"], "io_calls": []}
-        for c in COMPLEXITY_COLUMNS:
-            v = (fn or {}).get(c)
-            cx[c] = bool(v) if c in ("recursive", "blocking_io") and v is not None else v
-    return {
-        "path": row.get("path"),
-        "line": row.get("line"),
-        "function": row.get("function"),
-        "executor": _EXECUTOR_FOR_KIND.get(row.get("executor_kind") or ""),
-        "length": row.get("n_items"),
-        "complexity": cx,
-    }
-
-
 def within_best(advisor: Advisor) -> dict[str, Any]:
     """How often the recommended configuration ran within 10% of the best one recorded.
 
@@ -226,7 +205,11 @@ def within_best(advisor: Advisor) -> dict[str, Any]:
             last = recorded[-1]
             want = (last["recommended_n_jobs"], last["recommended_chunksize"])
         else:
-            rec = advisor.recommend(_callsite(runs[-1], functions.get(runs[-1]["code_hash"])))
+            last = runs[-1]
+            site = callsite_object(
+                last, functions.get(last["code_hash"]), path=last["path"], length=last["n_items"]
+            )
+            rec = advisor.recommend(site)
             if rec is None:
                 no_rec += 1
                 continue

@@ -76,6 +76,14 @@ def default_db_path() -> Path:
 
 def _v1(db: sqlite_utils.Database) -> None:
     """The first schema: the four tables and their lookup indexes."""
+    # Where a profile or outcome was taken: the function and the call site.
+    site = {
+        "code_hash": str,
+        "function": str,
+        "path": str,
+        "line": int,
+        "executor_kind": str,
+    }
     db["machines"].create(
         {
             "fingerprint": str,
@@ -108,11 +116,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         {
             "id": int,
             "uid": str,
-            "code_hash": str,
-            "function": str,
-            "path": str,
-            "line": int,
-            "executor_kind": str,
+            **site,
             "length": int,
             "machine": str,
             "measured_at": float,
@@ -130,11 +134,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["outcomes"].create(
         {
             "id": int,
-            "code_hash": str,
-            "function": str,
-            "path": str,
-            "line": int,
-            "executor_kind": str,
+            **site,
             "n_jobs": int,
             "chunksize": int,
             "n_items": int,
