@@ -106,6 +106,7 @@ def test_acknowledged_rows_survive_kill_9(tmp_path: Path) -> None:
         acked.append(int(line))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
     assert len(acked) >= 40, "the writer did not acknowledge enough rows"
     assert _integrity(path) == "ok"
     with Store(path) as store:
@@ -204,6 +205,8 @@ def test_readonly_reader_while_a_writer_writes(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert seen == sorted(seen)
     assert seen[0] >= 1
     assert visible == [{"id": last_acked}], "an acknowledged row is invisible to the reader"
