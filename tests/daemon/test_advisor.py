@@ -292,3 +292,15 @@ def test_any_json_object_gives_an_answer_or_a_value_error(
         assert str(exc).startswith("callsite")
     else:
         assert rec is None
+
+
+def test_a_function_without_bytecode_matches_by_path_and_name(
+    store: Store, system: SystemProfile
+) -> None:
+    builtin = dict(site("b", 1), function="zlib.crc32", function_kind="imported", complexity=None)
+    store.add_profile(callsite=builtin, profile=profile(3e-4), source="sample", machine=ME)
+    adv = Advisor(store, system)
+    rec = adv.recommend(dict(builtin, line=builtin["line"] + 40))
+    assert rec is not None and rec["source"] == "measured"
+    assert math.isclose(rec["serial_time_s"], builtin["length"] * 3e-4)
+    assert adv.recommend(dict(builtin, path="/elsewhere.py")) is None

@@ -143,3 +143,13 @@ def test_permutation_importance_finds_the_feature_that_matters() -> None:
     assert ranked[0]["feature"] == "max_loop_depth"
     assert by_name["max_loop_depth"] > 10 * max(by_name["call_count"], 0.01)
     assert math.isclose(by_name["recursive"], 0.0)  # never varies
+
+
+def test_stats_of_an_empty_store(store: Store) -> None:
+    stats = Advisor(store, SystemProfile.synthetic(fingerprint=ME)).stats()
+    assert stats["model"] is None
+    assert stats["error"] == []
+    assert stats["feature_importance"] == []
+    assert stats["within_10pct_of_best"]["share"] is None
+    assert stats["counts"]["profiles"] == 0
+    assert json.loads(json.dumps(stats)) == stats
