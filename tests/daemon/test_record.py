@@ -276,3 +276,45 @@ def test_a_call_the_analysis_cannot_see_keeps_the_runtime_view(short_tmp: Path) 
     assert (site["path"], site["line"], site["method"]) == (str(prog), 2, "map")
     assert site["executor"] == "multiprocessing.pool.Pool" and site["complexity"] is None
     assert call["profile"]["mean_s"] == pytest.approx(0.5 * 3 / 9)
+
+
+RAISES_IN_POOL = """\
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import Pool
+
+
+def bad(x):
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "map":
+        with Pool(2) as p:
+            p.map(bad, range(5))
+    elif sys.argv[1] == "imap":
+        with Pool(2) as p:
+            list(p.imap(bad, range(5)))
+    else:
+        with ProcessPoolExecutor(2) as ex:
+            list(ex.map(bad, range(5)))
+"""
+
+
+@pytest.mark.parametrize("how", ["map", "imap", "executor"])
+def test_an_exception_from_a_worker_prints_the_same_traceback(short_tmp: Path, how: str) -> None:
+    prog = short_tmp / "raises.py"
+    prog.write_text(RAISES_IN_POOL)
+    env = daemon_env(AMORSIZE_SOCKET=str(short_tmp / "none.sock"))
+    plain = _run([PY, str(prog), how], short_tmp, env)
+    recorded = _run(
+        [*DAEMON_CLI, "record", "--db", str(short_tmp / "r.db"), "--", PY, str(prog), how],
+        short_tmp,
+        env,
+    )
+    assert plain.returncode == 1 and "ValueError: bad item 3" in plain.stderr
+    assert recorded.returncode == plain.returncode
+    assert recorded.stderr == plain.stderr  # no frame of the recording hook shows
+    assert recorded.stdout == plain.stdout
