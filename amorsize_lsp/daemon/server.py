@@ -55,9 +55,9 @@ PARTIAL_MESSAGE_TIMEOUT_S = 10.0
 READ_CHUNK = 1 << 16
 #: A client that stops reading may buffer at most this much before it is dropped.
 MAX_WRITE_BUFFER = 8 << 20
-#: Answers to ``recommend`` are reused for this long (the advisor's own freshness
-#: interval) unless the daemon stores something first.
-ANSWER_TTL_S = 1.0
+#: After this long a cached ``recommend`` answer is refreshed (behind the reply):
+#: only a project's profiles file, edited outside the daemon, can make it stale.
+ANSWER_TTL_S = 5.0
 ANSWER_CACHE_SIZE = 4096
 
 
@@ -70,8 +70,8 @@ class _AnswerCache:
     whole cache is dropped whenever the daemon stores something (``generation``
     keeps an answer computed before a write from being cached after it). Only
     changes the daemon does not make (a project's ``.amorsize/profiles.jsonl``)
-    can make an entry stale: after ``ANSWER_TTL_S`` (the advisor's own
-    re-check interval) an entry is answered once more and refreshed behind it.
+    can make an entry stale: after ``ANSWER_TTL_S`` an entry is answered once
+    more and refreshed behind it, so such an edit shows within seconds.
     """
 
     def __init__(self, ttl_s: float = ANSWER_TTL_S, size: int = ANSWER_CACHE_SIZE) -> None:
@@ -393,7 +393,10 @@ class Daemon:
                 assert started is not None
                 timeout = max(0.0, PARTIAL_MESSAGE_TIMEOUT_S - (time.monotonic() - started))
             try:
-                chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
+                if timeout is None:
+                    chunk = await reader.read(READ_CHUNK)
+                else:
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
             except asyncio.TimeoutError:
                 conn.send(
                     self._err(
