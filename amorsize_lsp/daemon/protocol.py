@@ -134,6 +134,8 @@ def decode_line(line: bytes) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise RpcError(PARSE_ERROR, f"parse error: {e}") from None
+    except RecursionError:
+        raise RpcError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
 
 
 def _valid_id(value: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import stat
@@ -20,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -675,6 +677,41 @@ class Daemon:
             conn.send(rpc.notification(rpc.PROGRESS, event))
 
 
+def _profile(d: dict[str, Any], where: str) -> WorkloadProfile:
+    """A WorkloadProfile from untrusted JSON, every field checked against its type.
+
+    A wrong type stored now would break every later recommendation for the call site.
+    """
+    defaults = WorkloadProfile(n_items=None, mean_s=0.0)
+    out: dict[str, Any] = {}
+    for f in fields(WorkloadProfile):
+        if f.name not in d:
+            continue
+        v, default = d[f.name], getattr(defaults, f.name)
+        if f.name == "n_items":
+            ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        elif isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, int | float):
+            ok = (
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= (-1 if f.name == "order_correlation" else 0)
+            )
+        elif isinstance(default, list):
+            ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+        else:  # strings, and the optional error messages
+            ok = isinstance(v, str) or (v is None and default is None)
+        if not ok:
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.{f.name} has the wrong type or range")
+        out[f.name] = v
+    if "mean_s" not in out:
+        raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.mean_s is required")
+    out.setdefault("n_items", None)
+    return WorkloadProfile(**out)
+
+
 def parse_recorded_call(call: Any, index: int) -> dict[str, Any]:
     """Validate one ``record`` entry (untrusted input) into typed fields."""
     where = f"record: calls[{index}]"
@@ -685,11 +722,7 @@ def parse_recorded_call(call: Any, index: int) -> dict[str, Any]:
         raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.callsite must be an object")
     if not isinstance(profile, dict):
         raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.profile must be an object")
-    try:
-        prof = WorkloadProfile.from_dict(profile)
-        float(prof.mean_s)
-    except (TypeError, ValueError) as e:
-        raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.profile is not a profile: {e}") from None
+    prof = _profile(profile, f"{where}.profile")
     out: dict[str, Any] = {"callsite": callsite, "profile": prof}
     for key in ("n_jobs", "chunksize"):
         v = call.get(key)

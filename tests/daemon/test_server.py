@@ -446,3 +446,69 @@ def test_recommend_does_not_wait_for_a_running_sample(
     assert still == "running"
     assert answers == [None] * 5
     assert final["state"] == "done"
+
+
+ODD_PARAMS = [
+    None,
+    [],
+    [1, 2, 3, 4, 5, 6],
+    {},
+    {"callsite": []},
+    {"callsite": {"complexity": "x"}},
+    {"callsite": {"complexity": {"code_hash": 5, "loop_count": "many"}}},
+    {"callsite": {"line": -3, "length": 1.5}},
+    {"path": 5, "line": "x"},
+    {"path": "/", "line": 1},
+    {"path": "/etc/passwd", "line": 1, "budget_s": 1e9},
+    {"id": ["x"]},
+    {"calls": "x"},
+    {"calls": [{"callsite": {}, "profile": {"mean_s": "x"}, "n_jobs": 1, "chunksize": 1}]},
+    {
+        "calls": [
+            {
+                "callsite": {},
+                "profile": {"mean_s": 1, "cv": "x"},
+                "n_jobs": 1,
+                "chunksize": 1,
+                "n_items": 3,
+                "wall_s": 1,
+            }
+        ]
+    },
+    {"calls": [{"callsite": {}, "profile": {"mean_s": 1}, "n_jobs": 0, "chunksize": 1}]},
+    {"lines": [1, 2]},
+    {"lines": ["not json", "{}"]},
+]
+
+
+def test_odd_params_to_every_method_get_an_answer_and_change_nothing(
+    daemon: RunningDaemon,
+) -> None:
+    methods = ["recommend", "sample", "job_status", "cancel", "record", "import", "stats"]
+    before = daemon.call("status")["db"]["counts"]
+    msgs = [
+        rpc.request(m, p, i * 100 + j)
+        for i, m in enumerate(methods)
+        for j, p in enumerate(ODD_PARAMS)
+    ]
+    with daemon.client(timeout_s=120) as c:
+        answers = c.batch([(m["method"], m.get("params")) for m in msgs], timeout_s=120)
+    assert len(answers) == len(msgs)
+    for msg, answer in zip(msgs, answers, strict=True):
+        if isinstance(answer, DaemonError):
+            assert answer.code in (rpc.INVALID_PARAMS, rpc.INVALID_REQUEST, rpc.UNKNOWN_JOB), (
+                msg,
+                answer.message,
+            )
+            assert answer.message
+    after = daemon.call("status")["db"]["counts"]
+    assert after["profiles"] == before["profiles"]  # nothing malformed was stored
+    _served(daemon)
+
+
+def test_deeply_nested_json_is_a_parse_error(daemon: RunningDaemon) -> None:
+    depth = 200_000
+    [reply] = daemon.raw(b"[" * depth + b"]" * depth + b"\n")
+    assert reply["error"]["code"] == rpc.PARSE_ERROR
+    assert "nested too deeply" in reply["error"]["message"]
+    _served(daemon)
