@@ -64,6 +64,16 @@ def _client(
     return DaemonClient(_socket(args), spawn=spawn, db_path=_db(args), timeout_s=timeout_s)
 
 
+def _open_readonly(args: argparse.Namespace) -> Any:
+    """The store opened read-only (safe beside a running daemon); CliError if absent."""
+    from amorsize_lsp.daemon.store import Store, StoreError
+
+    try:
+        return Store(_db(args), readonly=True)
+    except StoreError as e:
+        raise CliError(str(e)) from None
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
@@ -232,13 +242,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _local_stats(args: argparse.Namespace) -> Any:
     """No daemon: read the store read-only and compute the same report here."""
     from amorsize_lsp.daemon.advisor import Advisor
-    from amorsize_lsp.daemon.store import Store, StoreError
     from amorsize_lsp.engine.system import SystemProfile
 
-    try:
-        store = Store(_db(args), readonly=True)
-    except StoreError as e:
-        raise CliError(str(e)) from None
+    store = _open_readonly(args)
     try:
         return Advisor(store, SystemProfile.detect()).stats()
     finally:
@@ -401,12 +407,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from amorsize_lsp.daemon.sharing import export_profiles
-    from amorsize_lsp.daemon.store import Store, StoreError
 
-    try:
-        store = Store(_db(args), readonly=True)
-    except StoreError as e:
-        raise CliError(str(e)) from None
+    store = _open_readonly(args)
     try:
         project = Path(args.project).resolve() if args.project else None
         if args.output:
