@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,6 +48,12 @@ _TIME_FIELDS = (
 EXECUTOR_FOR_KIND: dict[str, str] = {}
 for _name, _kind in EXECUTOR_KINDS.items():
     EXECUTOR_FOR_KIND.setdefault(_kind, _name)
+
+
+#: Profile fields that the cost model computes with: they must be finite numbers.
+_NUMBER_FIELDS = tuple(
+    f.name for f in fields(WorkloadProfile) if f.type in ("float", "int") and f.name != "n_items"
+)
 
 
 class SharingError(ValueError):
@@ -218,8 +224,11 @@ def parse_line(text: str) -> SharedProfile:
         raise ValueError("'machine' must be an object with a 'fingerprint' string")
     if not isinstance(prof, dict):
         raise ValueError("'profile' must be an object")
-    mean = prof.get("mean_s")
-    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not mean >= 0:
+    for name in _NUMBER_FIELDS:
+        v = prof.get(name, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"'profile.{name}' must be a finite number")
+    if prof.get("mean_s", -1) < 0:
         raise ValueError("'profile.mean_s' must be a number ≥ 0")
     n_items = prof.get("n_items")
     if n_items is not None and (isinstance(n_items, bool) or not isinstance(n_items, int)):

@@ -87,6 +87,11 @@ def test_a_malformed_line_imports_nothing(tmp_path: Path, teammate: tuple) -> No
         assert mine.counts()["profiles"] == 0
         with pytest.raises(SharingError, match="line 1: not JSON"):
             import_profiles(mine, ["{nope"])
+        spread = json.loads(lines[0])
+        spread["profile"]["cv"] = float("nan")
+        with pytest.raises(SharingError, match=r"line 1: 'profile\.cv' must be a finite number"):
+            import_profiles(mine, [json.dumps(spread)])
+        assert mine.counts()["profiles"] == 0
 
 
 def test_export_for_a_project_keeps_its_files_with_relative_paths(
