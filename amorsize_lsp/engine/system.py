@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 #: Bump when the calibration procedure changes, so old caches are ignored.
-CALIBRATION_VERSION = 1
+#: 2: start-up of ProcessPoolExecutor measured apart from Pool's, per start method.
+CALIBRATION_VERSION = 2
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -207,23 +208,35 @@ def available_memory_bytes() -> int:
 # ------------------------------------------------------------------ start method
 
 
+def platform_default_start_method(
+    platform_name: str | None = None, version: tuple[int, int] | None = None
+) -> str:
+    """The start method Python picks when the program sets none, on this platform and version.
+
+    spawn on macOS (since 3.8) and Windows, forkserver on other POSIX systems from
+    Python 3.14, fork before.
+    """
+    plat = sys.platform if platform_name is None else platform_name
+    ver = tuple(sys.version_info[:2]) if version is None else tuple(version[:2])
+    if plat in ("win32", "darwin"):
+        return "spawn"
+    if ver >= (3, 14):
+        return "forkserver"
+    return "fork"
+
+
 def default_start_method() -> str:
     """The start method a new Pool would use here, read without setting any global.
 
     ``get_start_method(allow_none=True)`` returns the user's choice when one was made;
-    otherwise the platform default: spawn on macOS and Windows, forkserver on Linux
-    from Python 3.14, fork before.
+    otherwise the platform default (``platform_default_start_method``).
     """
     import multiprocessing
 
     chosen = multiprocessing.get_start_method(allow_none=True)
     if chosen:
         return chosen
-    if sys.platform == "win32" or sys.platform == "darwin":
-        return "spawn"
-    if sys.version_info >= (3, 14):
-        return "forkserver"
-    return "fork"
+    return platform_default_start_method()
 
 
 def gil_enabled() -> bool:
@@ -240,14 +253,22 @@ class Calibration:
     """Costs measured on this machine (or assumed, when ``measured`` is False).
 
     Times are seconds. ``startup_s[m]`` is start, one trivial task and shutdown of a
-    one-worker pool under start method ``m``; each extra worker adds
-    ``startup_per_worker_s[m]``.
+    one-worker ``Pool`` under start method ``m``; each extra worker adds
+    ``startup_per_worker_s[m]``. ``executor_startup_s`` and
+    ``executor_startup_per_worker_s`` are the same for ``ProcessPoolExecutor``
+    (it starts workers on demand under spawn and forkserver, all at once under fork).
     """
 
     startup_s: dict[str, float] = field(
         default_factory=lambda: {"fork": 0.0075, "spawn": 0.100, "forkserver": 0.090}
     )
     startup_per_worker_s: dict[str, float] = field(
+        default_factory=lambda: {"fork": 0.002, "spawn": 0.010, "forkserver": 0.010}
+    )
+    executor_startup_s: dict[str, float] = field(
+        default_factory=lambda: {"fork": 0.0075, "spawn": 0.110, "forkserver": 0.090}
+    )
+    executor_startup_per_worker_s: dict[str, float] = field(
         default_factory=lambda: {"fork": 0.002, "spawn": 0.010, "forkserver": 0.010}
     )
     #: Parent-side cost per chunk and per item of ``Pool.map`` (excluding user pickling).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,21 @@ def test_benchmark_quick_smoke(tmp_path: Path) -> None:
     assert row["name"].startswith("tiny job")
     assert row["rec_pool"] == "serial"
     assert row["ratios"]["Pool default"] > 1
+
+
+def test_start_method_is_honoured_and_a_bad_one_fails_before_sampling() -> None:
+    rec = recommend(spin, [1000] * 100, system=SYS4, start_method="spawn", budget_s=0.2)
+    assert rec.start_method == "spawn"
+    assert any(r.startswith("start method: spawn (chosen by the call)") for r in rec.reasons)
+    default = recommend(spin, [1000] * 100, system=SYS4, budget_s=0.2)
+    assert default.start_method == SYS4.start_method
+    consumed: list[int] = []
+
+    def gen() -> Iterator[int]:
+        for i in range(10):
+            consumed.append(i)
+            yield i
+
+    with pytest.raises(ValueError, match="unknown start method 'fork-exec'"):
+        recommend(spin, gen(), system=SYS4, start_method="fork-exec")
+    assert consumed == []  # nothing was taken from the caller's iterator
