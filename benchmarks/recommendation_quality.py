@@ -13,6 +13,11 @@ them too):
 - joblib.Parallel with auto batching (cold: its reusable executor is shut down
   first; it uses its own loky processes whatever the start method).
 
+Before each workload it measures the machine's parallel capacity now (the engine's
+``measure_parallel_capacity``: other agents' load) and gives it to the cost model,
+as the daemon may; the "blind" column is the advice without it (only measured apart
+when it differs).
+
 It prints one table per start method: rec/best (best = the fastest of that
 executor's grid and serial), rec/serial, the defaults and joblib over the same best,
 and the predicted speedup beside the measured one. Timings are medians of
@@ -26,6 +31,7 @@ interleaved repetitions; ratios under ~1.1 are ties on this shared machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -42,7 +48,7 @@ from typing import Any
 
 from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL
 from amorsize_lsp.engine import cost, profile_workload
-from amorsize_lsp.engine.system import SystemProfile
+from amorsize_lsp.engine.system import SystemProfile, measure_parallel_capacity
 
 #: Configurations that would need more chunks than this are left out of the grid:
 #: at the measured per-chunk cost they cannot beat the coarser ones.
@@ -87,27 +93,6 @@ def spin_big_result(k: int) -> bytes:
 
 def crc_arg(b: bytes) -> int:
     return zlib.crc32(b)
-
-
-def _spin_for(seconds: float) -> float:
-    t0 = time.perf_counter()
-    spin(round(seconds * ITERS_PER_US * 1e6))
-    return time.perf_counter() - t0
-
-
-def parallel_capacity(cores: int, seconds: float = 0.3) -> float:
-    """How many cores of work this machine did just now: cores × t(1 job) / t(cores jobs).
-
-    On an idle machine it equals the core count; other people's jobs lower it, and
-    every measured speedup with it.
-    """
-    one = _spin_for(seconds)
-    with multiprocessing.get_context("fork" if _HAS_FORK else None).Pool(cores) as pool:
-        pool.map(spin, [1] * cores)  # workers started
-        t0 = time.perf_counter()
-        pool.map(spin, [round(seconds * ITERS_PER_US * 1e6)] * cores, chunksize=1)
-        many = time.perf_counter() - t0
-    return cores * one / many
 
 
 def calibrate_spin() -> float:
@@ -254,6 +239,8 @@ class ExecResult:
 
     rec: str  # "w/c" or "serial"
     use_pool: bool
+    blind: str  # the advice without the load measurement
+    blind_over_best: float
     rec_over_best: float
     rec_over_serial: float
     default_over_best: float
@@ -268,6 +255,7 @@ class Row:
     name: str
     n: int
     method: str
+    capacity: float
     by_exec: dict[str, ExecResult]
     serial_s: float
     joblib_over_best: float | None
@@ -291,10 +279,15 @@ def bench_workload(
     grids: dict[str, list[Config]] = {}
     recs: dict[str, Any] = {}
     rec_cfgs: dict[str, Config] = {}
+    blind_recs: dict[str, Any] = {}
+    blind_cfgs: dict[str, Config] = {}
     defaults: dict[str, Config] = {}
+    capacity = measure_parallel_capacity(cores)
+    loaded = dataclasses.replace(system, parallel_capacity=capacity)
+    blind_system = dataclasses.replace(system, parallel_capacity=None)
     for name in executors:
         label, kind = EXECUTORS[name]
-        rec = cost.recommend(prof, system, kind, start_method=METHOD)
+        rec = cost.recommend(prof, loaded, kind, start_method=METHOD)
         recs[label] = rec
         grids[label] = [
             Config(f"{label} w={w} c={c}", RUNNERS[label], w, c)
@@ -307,11 +300,26 @@ def bench_workload(
             if rec.use_pool
             else serial
         )
+        blind = cost.recommend(prof, blind_system, kind, start_method=METHOD)
+        blind_recs[label] = blind
+        if (blind.use_pool, blind.n_jobs, blind.chunksize) == (
+            rec.use_pool,
+            rec.n_jobs,
+            rec.chunksize,
+        ):
+            blind_cfgs[label] = rec_cfgs[label]
+        elif blind.use_pool:
+            blind_cfgs[label] = Config(
+                f"blind {label}", RUNNERS[label], blind.n_jobs, blind.chunksize
+            )
+        else:
+            blind_cfgs[label] = serial
         runner, chunk = DEFAULTS[label]
         defaults[label] = Config(
             f"{label} default", runner, cores, chunk, approx=label == "PPE" and n > PREFIX_ITEMS
         )
     pool_recs = [c for c in rec_cfgs.values() if c is not serial]
+    pool_recs += [c for c in blind_cfgs.values() if c is not serial and c not in rec_cfgs.values()]
     extra = [serial, *pool_recs, *defaults.values()]
     joblib_cfg = Config("joblib", run_joblib, cores, None) if use_joblib else None
     if joblib_cfg is not None:
@@ -332,9 +340,12 @@ def bench_workload(
     for label, grid in grids.items():
         best = min([*grid, serial], key=lambda c: c.median)
         rec, cfg = recs[label], rec_cfgs[label]
+        blind = blind_recs[label]
         by_exec[label] = ExecResult(
             rec=f"{rec.n_jobs}/{rec.chunksize}" if rec.use_pool else "serial",
             use_pool=rec.use_pool,
+            blind=f"{blind.n_jobs}/{blind.chunksize}" if blind.use_pool else "serial",
+            blind_over_best=blind_cfgs[label].median / best.median,
             rec_over_best=cfg.median / best.median,
             rec_over_serial=cfg.median / serial.median,
             default_over_best=defaults[label].median / best.median,
@@ -348,6 +359,7 @@ def bench_workload(
         name=wl.name,
         n=n,
         method=METHOD,
+        capacity=capacity,
         by_exec=by_exec,
         serial_s=serial.median,
         joblib_over_best=joblib_cfg.median / overall.median if joblib_cfg else None,
@@ -363,23 +375,24 @@ def geomean(xs: list[float]) -> float:
 def print_table(method: str, rows: list[Row], labels: list[str]) -> dict[str, Any]:
     """One start method's table and its summary against the targets."""
     use_joblib = any(r.joblib_over_best is not None for r in rows)
-    head = f"{'workload':<24}{'N':>8}"
+    head = f"{'workload':<22}{'N':>8}{'cap':>5}"
     for lb in labels:
-        head += f" |{'rec ' + lb:>10}{'rec/best':>9}{'rec/ser':>8}{'dflt/best':>10}"
-        head += f"{'pred':>6}{'meas':>6}{'best ' + lb:>18}"
+        head += f" |{'rec ' + lb:>9}{'rec/best':>9}{'rec/ser':>8}{'dflt/best':>10}"
+        head += f"{'pred':>6}{'meas':>6}{'blind':>9}{'bl/best':>8}{'best ' + lb:>17}"
     if use_joblib:
         head += f" |{'joblib/best':>12}"
     print(f"\n== start method {method} ==")
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r.name:<24}{r.n:>8}"
+        line = f"{r.name:<22}{r.n:>8}{r.capacity:>5.2f}"
         for lb in labels:
             e = r.by_exec[lb]
             mark = "~" if lb == "PPE" and r.approx_ppe else ""
-            line += f" |{e.rec:>10}{e.rec_over_best:>9.2f}{e.rec_over_serial:>8.2f}"
+            line += f" |{e.rec:>9}{e.rec_over_best:>9.2f}{e.rec_over_serial:>8.2f}"
             line += f"{mark + format(e.default_over_best, '.2f'):>10}"
-            line += f"{e.predicted:>6.2f}{e.measured:>6.2f}{e.best_label:>18}"
+            line += f"{e.predicted:>6.2f}{e.measured:>6.2f}{e.blind:>9}{e.blind_over_best:>8.2f}"
+            line += f"{e.best_label:>17}"
         if use_joblib:
             line += f" |{r.joblib_over_best:>12.2f}"
         print(line)
@@ -388,6 +401,7 @@ def print_table(method: str, rows: list[Row], labels: list[str]) -> dict[str, An
         rb = [r.by_exec[lb].rec_over_best for r in rows]
         vs = [r.by_exec[lb].rec_over_serial for r in rows if r.by_exec[lb].use_pool]
         dflt = [r.by_exec[lb].default_over_best for r in rows]
+        blind = [r.by_exec[lb].blind_over_best for r in rows]
         g, worst = geomean(rb), max(rb)
         worst_serial = max(vs) if vs else math.nan
         ok = g <= TARGET_GEOMEAN and worst <= TARGET_WORST
@@ -398,6 +412,8 @@ def print_table(method: str, rows: list[Row], labels: list[str]) -> dict[str, An
             "max_rec_over_serial_when_pool": worst_serial,
             "pools_recommended": len(vs),
             "geomean_default_over_best": geomean(dflt),
+            "geomean_blind_over_best": geomean(blind),
+            "max_blind_over_best": max(blind),
             "met": ok and ok_serial,
         }
         print(
@@ -405,7 +421,8 @@ def print_table(method: str, rows: list[Row], labels: list[str]) -> dict[str, An
             f"max {worst:.3f} (≤ {TARGET_WORST}); rec/serial max {worst_serial:.3f} over "
             f"{len(vs)} pools advised (≤ {TARGET_VS_SERIAL}) -> "
             f"{'met' if ok and ok_serial else 'MISSED'}; "
-            f"{lb} default/best geomean {geomean(dflt):.2f}"
+            f"{lb} default/best geomean {geomean(dflt):.2f}; "
+            f"load-blind rec/best geomean {geomean(blind):.3f}, max {max(blind):.3f}"
         )
     if use_joblib:
         jb = [r.joblib_over_best for r in rows if r.joblib_over_best is not None]
@@ -468,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             f"PPE {cal.executor_startup_s.get(m, math.nan) * 1e3:.1f} ms "
             f"+ {cal.executor_startup_per_worker_s.get(m, math.nan) * 1e3:.1f} ms/worker"
         )
-    cap0 = parallel_capacity(system.usable_cores)
+    cap0 = measure_parallel_capacity(system.usable_cores)
     print(f"parallel capacity now: {cap0:.2f} of {system.usable_cores} cores (other load)")
     scale = 0.1 if args.quick else 1.0
     reps = args.reps or (1 if args.quick else 5)
@@ -511,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         summary = print_table(method, rows, labels)
-        summary["parallel_capacity_after"] = parallel_capacity(system.usable_cores)
+        summary["parallel_capacity_after"] = measure_parallel_capacity(system.usable_cores)
         print(
             f"{method:>10} parallel capacity after: "
             f"{summary['parallel_capacity_after']:.2f} of {system.usable_cores} cores"

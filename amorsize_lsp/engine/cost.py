@@ -170,7 +170,7 @@ def predict(
     c = 1 if executor_kind == THREAD_EXECUTOR else max(1, min(chunksize, n))
     cal = system.calibration
     chunks = math.ceil(n / c)
-    cores = max(1, system.usable_cores)
+    free = free_cores(system)
     mean = max(profile.mean_s, 0.0)
 
     if _is_thread(executor_kind):
@@ -215,9 +215,22 @@ def predict(
         heavy = sorted_share * avg_chunk * (_top_mean(profile, frac) - mean)
         grain = (HALF_CHUNK if chunks > w else 0.0) + JITTER
         tail = (1 - 1 / busy) * min(grain * avg_chunk * u + spread + heavy, n * u)
-    contention = cpu_demand / min(cores, w + 1)
+    contention = cpu_demand / min(free, w + 1)
     body = max(parent, compute + tail, contention)
     return Prediction(w, c, startup + body, startup, parent, compute, tail, contention)
+
+
+def free_cores(system: SystemProfile) -> float:
+    """Cores of CPU work a pool can get: the usable cores, or fewer under other load.
+
+    Never below 1: with one core's worth, a pool runs no faster than the loop, and
+    the loop is the reference every speedup is measured against.
+    """
+    cores = float(max(1, system.usable_cores))
+    cap = system.parallel_capacity
+    if cap is None:
+        return cores
+    return max(1.0, min(cores, cap))
 
 
 def _top_mean(profile: WorkloadProfile, frac: float) -> float:
@@ -280,6 +293,12 @@ def recommend(
     )
     if method is not None:
         reasons.append(f"start method: {method} ({method_why})")
+    free = free_cores(system)
+    if free < system.usable_cores:
+        reasons.append(
+            f"other processes keep the machine busy: a pool gets about {free:.1f} of "
+            f"{_plural(system.usable_cores, 'usable core')} now"
+        )
     w_max = max_workers(profile, system, executor_kind)
     if (
         not _is_thread(executor_kind)

@@ -22,6 +22,7 @@ from amorsize_lsp.engine.cost import (
     MIN_SPEEDUP,
     _fmt_s,
     chunk_candidates,
+    free_cores,
     predict,
     recommend,
     serial_time,
@@ -251,6 +252,7 @@ def systems(draw: st.DrawFn) -> SystemProfile:
         memory_available_bytes=draw(st.sampled_from([2**30, 16 * 2**30])),
         gil_enabled=draw(st.booleans()),
         calibration=cal,
+        parallel_capacity=draw(st.one_of(st.none(), st.floats(0.5, 16))),
     )
 
 
@@ -462,3 +464,23 @@ def test_reasons_never_show_zero_durations_or_wrong_plurals() -> None:
     assert seen_one_trip  # the serial one-chunk case reads in the singular
     rec = recommend(wp(1_000_000, 0.3e-6), SYS2, PROCESS_POOL)
     assert "1000000 items × 0.3 µs = 300 ms" in rec.reasons[0]
+
+
+# ------------------------------------------------------------------- other load
+
+
+def test_other_load_lowers_the_cores_a_pool_gets() -> None:
+    prof = wp(400, 1e-3)
+    idle = recommend(prof, SYS2, PROCESS_POOL)
+    assert idle.use_pool and idle.n_jobs == 2
+    assert not any("busy" in r for r in idle.reasons)
+    half = dataclasses.replace(SYS2, parallel_capacity=1.4)
+    busy = recommend(prof, half, PROCESS_POOL)
+    assert busy.expected_speedup < idle.expected_speedup
+    assert any("a pool gets about 1.4 of 2 usable cores now" in r for r in busy.reasons)
+    # One core's worth of CPU: no pool can beat the loop.
+    one = dataclasses.replace(SYS2, parallel_capacity=0.9)
+    assert free_cores(one) == 1.0
+    assert not recommend(prof, one, PROCESS_POOL).use_pool
+    assert free_cores(dataclasses.replace(SYS2, parallel_capacity=7.0)) == 2.0
+    assert free_cores(SYS2) == 2.0
