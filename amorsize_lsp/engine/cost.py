@@ -85,7 +85,7 @@ def _sig(v: float) -> str:
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
-    """ "1 worker", "2 workers": the count with its noun in the right number."""
+    """The count with its noun in the right number: "1 worker", "2 workers"."""
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
