@@ -44,8 +44,9 @@ TIE = 0.02
 #: Thread pools may exceed the core count when the function mostly waits.
 MAX_WAITING_THREADS = 32
 #: A pool is recommended only when its predicted speedup reaches this. Below it the
-#: model's error (about ±10 % between predicted and measured speedup on an idle
-#: machine, more under load) could hide a slowdown, and a pool that gains less is
+#: gain is within what timings on a shared machine can resolve (the quality
+#: benchmark treats ratios under ~1.1 as ties) and within the error of a model fed
+#: by a small sample, so a slowdown could hide in it; and a pool that gains less is
 #: not worth its processes. docs/cost-model.md explains the choice.
 MIN_SPEEDUP = 1.10
 
