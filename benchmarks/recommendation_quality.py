@@ -1,25 +1,37 @@
 """How good are the engine's recommendations? Measured against grid search, in one run.
 
-For each workload it times, with pool start-up and shutdown included in every
-figure (a rewritten call pays them too):
-- recommend()'s choice, for Pool and for ProcessPoolExecutor (sampling excluded,
+For every start method (fork, spawn, forkserver) and both process executors
+(``multiprocessing.Pool`` and ``concurrent.futures.ProcessPoolExecutor``) it times,
+with pool start-up and shutdown included in every figure (a rewritten call pays
+them too):
+- recommend()'s choice for that start method and executor (sampling excluded,
   reported in its own column: in the editor a call site is sampled once and the
   rewritten call runs many times);
-- every configuration of a grid: workers 1..cores × chunksize × {Pool, PPE};
-- serial; Pool.map's default chunksize; ProcessPoolExecutor.map's chunksize 1;
-- joblib.Parallel with auto batching (cold: its reusable executor is shut down first).
+- every configuration of a grid: workers 1..cores × chunksize, per executor;
+- serial; the stdlib defaults (Pool.map's chunksize ⌈N/4w⌉ and
+  ProcessPoolExecutor.map's chunksize 1, both with every core);
+- joblib.Parallel with auto batching (cold: its reusable executor is shut down
+  first; it uses its own loky processes whatever the start method).
 
-It prints each time over the best (the grid's best or serial, whichever is lower),
+Before each workload it measures the machine's parallel capacity now (the engine's
+``measure_parallel_capacity``: other agents' load) and gives it to the cost model,
+as the daemon may; the "blind" column is the advice without it (only measured apart
+when it differs).
+
+It prints one table per start method: rec/best (best = the fastest of that
+executor's grid and serial), rec/serial, the defaults and joblib over the same best,
 and the predicted speedup beside the measured one. Timings are medians of
 interleaved repetitions; ratios under ~1.1 are ties on this shared machine.
 
-    python benchmarks/recommendation_quality.py            # full run, < 10 min on 2 cores
-    python benchmarks/recommendation_quality.py --quick    # smoke run, a few seconds
+    python benchmarks/recommendation_quality.py                 # everything
+    python benchmarks/recommendation_quality.py --quick         # smoke run, seconds
+    python benchmarks/recommendation_quality.py --start-methods spawn --executors ppe
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -36,7 +48,7 @@ from typing import Any
 
 from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL
 from amorsize_lsp.engine import cost, profile_workload
-from amorsize_lsp.engine.system import SystemProfile
+from amorsize_lsp.engine.system import SystemProfile, measure_parallel_capacity
 
 #: Configurations that would need more chunks than this are left out of the grid:
 #: at the measured per-chunk cost they cannot beat the coarser ones.
@@ -49,6 +61,15 @@ CUTOFF = 1.5
 PREFIX_ITEMS = 3000
 
 ITERS_PER_US = 30.0  # replaced by calibrate_spin()
+
+START_METHODS = ("fork", "spawn", "forkserver")
+_HAS_FORK = "fork" in multiprocessing.get_all_start_methods()
+#: Executors by their command-line name: (label, executor kind for recommend()).
+EXECUTORS = {"pool": ("Pool", PROCESS_POOL), "ppe": ("PPE", PROCESS_EXECUTOR)}
+#: The issue's targets, per start method and executor.
+TARGET_GEOMEAN = 1.05
+TARGET_WORST = 1.20
+TARGET_VS_SERIAL = 1.05
 
 
 # ------------------------------------------------------------------- work functions
@@ -72,27 +93,6 @@ def spin_big_result(k: int) -> bytes:
 
 def crc_arg(b: bytes) -> int:
     return zlib.crc32(b)
-
-
-def _spin_for(seconds: float) -> float:
-    t0 = time.perf_counter()
-    spin(round(seconds * ITERS_PER_US * 1e6))
-    return time.perf_counter() - t0
-
-
-def parallel_capacity(cores: int, seconds: float = 0.3) -> float:
-    """How many cores of work this machine did just now: cores × t(1 job) / t(cores jobs).
-
-    On an idle machine it equals the core count; other people's jobs lower it, and
-    every measured speedup with it.
-    """
-    one = _spin_for(seconds)
-    with ctx().Pool(cores) as pool:
-        pool.map(spin, [1] * cores)  # workers started
-        t0 = time.perf_counter()
-        pool.map(spin, [round(seconds * ITERS_PER_US * 1e6)] * cores, chunksize=1)
-        many = time.perf_counter() - t0
-    return cores * one / many
 
 
 def calibrate_spin() -> float:
@@ -158,9 +158,12 @@ def workloads(scale: float) -> list[Workload]:
 
 # -------------------------------------------------------------------------- runners
 
+#: The start method of the table being measured (set by main, read by the runners).
+METHOD = "fork"
+
 
 def ctx() -> Any:
-    return multiprocessing.get_context()
+    return multiprocessing.get_context(METHOD)
 
 
 def run_serial(func: Callable[[Any], Any], items: list[Any], *_: Any) -> float:
@@ -201,6 +204,10 @@ def run_joblib(func: Callable[[Any], Any], items: list[Any], w: int, _: Any) -> 
     return time.perf_counter() - t0
 
 
+RUNNERS = {"Pool": run_pool, "PPE": run_ppe}
+DEFAULTS = {"Pool": (run_pool, None), "PPE": (run_ppe_default, 1)}
+
+
 def chunk_grid(n: int, w: int) -> list[int]:
     top = max(1, math.ceil(n / w))
     out = {top, max(1, math.ceil(n / (2 * w))), max(1, math.ceil(n / (4 * w)))}
@@ -227,58 +234,101 @@ class Config:
 
 
 @dataclass
+class ExecResult:
+    """One executor on one workload under one start method."""
+
+    rec: str  # "w/c" or "serial"
+    use_pool: bool
+    blind: str  # the advice without the load measurement
+    blind_over_best: float
+    rec_over_best: float
+    rec_over_serial: float
+    default_over_best: float
+    best_label: str
+    best_s: float
+    predicted: float
+    measured: float
+
+
+@dataclass
 class Row:
     name: str
     n: int
-    rec_pool: str
-    rec_ppe: str
-    ratios: dict[str, float]
-    best_label: str
-    best_s: float
+    method: str
+    capacity: float
+    by_exec: dict[str, ExecResult]
     serial_s: float
-    predicted: float
-    measured: float
+    joblib_over_best: float | None
     sampling_s: float
     approx_ppe: bool
 
 
 def bench_workload(
-    wl: Workload, scale: float, reps: int, system: SystemProfile, use_joblib: bool
+    wl: Workload,
+    items: list[Any],
+    prof: Any,
+    sampling_s: float,
+    reps: int,
+    system: SystemProfile,
+    executors: list[str],
+    use_joblib: bool,
 ) -> Row:
-    items = wl.make(scale)
     n = len(items)
     cores = system.usable_cores
-    prof, _, sampling_s = profile_workload(wl.func, items)
-    rec = cost.recommend(prof, system, PROCESS_POOL)
-    rec_x = cost.recommend(prof, system, PROCESS_EXECUTOR)
-
-    grid: list[Config] = []
-    for w in range(1, cores + 1):
-        for c in chunk_grid(n, w):
-            grid.append(Config(f"Pool w={w} c={c}", run_pool, w, c))
-            grid.append(Config(f"PPE w={w} c={c}", run_ppe, w, c))
     serial = Config("serial", run_serial, 1, None)
-    rec_cfg = (
-        Config("rec Pool", run_pool, rec.n_jobs, rec.chunksize)
-        if rec.use_pool
-        else Config("rec Pool", run_serial, 1, None)
-    )
-    rec_x_cfg = (
-        Config("rec PPE", run_ppe, rec_x.n_jobs, rec_x.chunksize)
-        if rec_x.use_pool
-        else Config("rec PPE", run_serial, 1, None)
-    )
-    extra = [
-        serial,
-        rec_cfg,
-        rec_x_cfg,
-        Config("Pool default", run_pool, cores, None),
-        Config("PPE default", run_ppe_default, cores, 1, approx=n > PREFIX_ITEMS),
-    ]
-    if use_joblib:
-        extra.append(Config("joblib", run_joblib, cores, None))
-    everything = extra + grid
-    always = (rec_cfg, rec_x_cfg, serial)
+    grids: dict[str, list[Config]] = {}
+    recs: dict[str, Any] = {}
+    rec_cfgs: dict[str, Config] = {}
+    blind_recs: dict[str, Any] = {}
+    blind_cfgs: dict[str, Config] = {}
+    defaults: dict[str, Config] = {}
+    # The median of three probes: one probe can land in a burst of other load.
+    capacity = statistics.median(measure_parallel_capacity(cores) for _ in range(3))
+    loaded = dataclasses.replace(system, parallel_capacity=capacity)
+    blind_system = dataclasses.replace(system, parallel_capacity=None)
+    for name in executors:
+        label, kind = EXECUTORS[name]
+        rec = cost.recommend(prof, loaded, kind, start_method=METHOD)
+        recs[label] = rec
+        grids[label] = [
+            Config(f"{label} w={w} c={c}", RUNNERS[label], w, c)
+            for w in range(1, cores + 1)
+            for c in chunk_grid(n, w)
+        ]
+        # Advice to run serial is judged by the serial measurement itself.
+        rec_cfgs[label] = (
+            Config(f"rec {label}", RUNNERS[label], rec.n_jobs, rec.chunksize)
+            if rec.use_pool
+            else serial
+        )
+        blind = cost.recommend(prof, blind_system, kind, start_method=METHOD)
+        blind_recs[label] = blind
+        if (blind.use_pool, blind.n_jobs, blind.chunksize) == (
+            rec.use_pool,
+            rec.n_jobs,
+            rec.chunksize,
+        ):
+            blind_cfgs[label] = rec_cfgs[label]
+        elif blind.use_pool:
+            blind_cfgs[label] = Config(
+                f"blind {label}", RUNNERS[label], blind.n_jobs, blind.chunksize
+            )
+        else:
+            blind_cfgs[label] = serial
+        runner, chunk = DEFAULTS[label]
+        defaults[label] = Config(
+            f"{label} default", runner, cores, chunk, approx=label == "PPE" and n > PREFIX_ITEMS
+        )
+    pool_recs = [c for c in rec_cfgs.values() if c is not serial]
+    pool_recs += [c for c in blind_cfgs.values() if c is not serial and c not in rec_cfgs.values()]
+    extra = [serial, *pool_recs, *defaults.values()]
+    joblib_cfg = Config("joblib", run_joblib, cores, None) if use_joblib else None
+    if joblib_cfg is not None:
+        extra.append(joblib_cfg)
+    grid_all = [c for g in grids.values() for c in g]
+    everything = extra + grid_all
+    always = (serial, *pool_recs)
+    run_serial(wl.func, items)  # warm-up (allocator, caches): not timed
     for rep in range(reps):
         # Interleaved rounds: drift in the machine's load hits every config alike.
         best_so_far = min((c.median for c in everything if c.times), default=math.inf)
@@ -287,20 +337,33 @@ def bench_workload(
                 continue
             cfg.times.append(cfg.runner(wl.func, items, cfg.workers, cfg.chunksize))
 
-    best = min([*grid, serial], key=lambda c: c.median)
-    ratios = {cfg.label: cfg.median / best.median for cfg in extra}
-    measured = serial.median / rec_cfg.median
+    by_exec: dict[str, ExecResult] = {}
+    for label, grid in grids.items():
+        best = min([*grid, serial], key=lambda c: c.median)
+        rec, cfg = recs[label], rec_cfgs[label]
+        blind = blind_recs[label]
+        by_exec[label] = ExecResult(
+            rec=f"{rec.n_jobs}/{rec.chunksize}" if rec.use_pool else "serial",
+            use_pool=rec.use_pool,
+            blind=f"{blind.n_jobs}/{blind.chunksize}" if blind.use_pool else "serial",
+            blind_over_best=blind_cfgs[label].median / best.median,
+            rec_over_best=cfg.median / best.median,
+            rec_over_serial=cfg.median / serial.median,
+            default_over_best=defaults[label].median / best.median,
+            best_label=best.label,
+            best_s=best.median,
+            predicted=rec.expected_speedup,
+            measured=serial.median / cfg.median,
+        )
+    overall = min([*grid_all, serial], key=lambda c: c.median)
     return Row(
         name=wl.name,
         n=n,
-        rec_pool=f"{rec.n_jobs}/{rec.chunksize}" if rec.use_pool else "serial",
-        rec_ppe=f"{rec_x.n_jobs}/{rec_x.chunksize}" if rec_x.use_pool else "serial",
-        ratios=ratios,
-        best_label=best.label,
-        best_s=best.median,
+        method=METHOD,
+        capacity=capacity,
+        by_exec=by_exec,
         serial_s=serial.median,
-        predicted=rec.expected_speedup,
-        measured=measured,
+        joblib_over_best=joblib_cfg.median / overall.median if joblib_cfg else None,
         sampling_s=sampling_s,
         approx_ppe=n > PREFIX_ITEMS,
     )
@@ -310,84 +373,120 @@ def geomean(xs: list[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
 
 
-def print_table(rows: list[Row], use_joblib: bool) -> dict[str, Any]:
-    cols = ["rec Pool", "rec PPE", "serial", "Pool default", "PPE default"]
+def print_table(method: str, rows: list[Row], labels: list[str]) -> dict[str, Any]:
+    """One start method's table and its summary against the targets."""
+    use_joblib = any(r.joblib_over_best is not None for r in rows)
+    head = f"{'workload':<22}{'N':>8}{'cap':>5}"
+    for lb in labels:
+        head += f" |{'rec ' + lb:>9}{'rec/best':>9}{'rec/ser':>8}{'dflt/best':>10}"
+        head += f"{'pred':>6}{'meas':>6}{'blind':>9}{'bl/best':>8}{'best ' + lb:>17}"
     if use_joblib:
-        cols.append("joblib")
-    head = f"{'workload':<24}{'N':>8} {'rec(Pool)':>10} {'rec(PPE)':>10}"
-    head += "".join(f"{c:>13}" for c in cols)
-    head += f"{'best':>20}{'best s':>9}{'pred':>7}{'meas':>7}{'sample s':>9}"
+        head += f" |{'joblib/best':>12}"
+    print(f"\n== start method {method} ==")
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r.name:<24}{r.n:>8} {r.rec_pool:>10} {r.rec_ppe:>10}"
-        for c in cols:
-            mark = "~" if c == "PPE default" and r.approx_ppe else ""
-            line += f"{mark + format(r.ratios[c], '.2f'):>13}"
-        line += f"{r.best_label:>20}{r.best_s:>9.3f}{r.predicted:>7.2f}{r.measured:>7.2f}"
-        line += f"{r.sampling_s:>9.3f}"
+        line = f"{r.name:<22}{r.n:>8}{r.capacity:>5.2f}"
+        for lb in labels:
+            e = r.by_exec[lb]
+            mark = "~" if lb == "PPE" and r.approx_ppe else ""
+            line += f" |{e.rec:>9}{e.rec_over_best:>9.2f}{e.rec_over_serial:>8.2f}"
+            line += f"{mark + format(e.default_over_best, '.2f'):>10}"
+            line += f"{e.predicted:>6.2f}{e.measured:>6.2f}{e.blind:>9}{e.blind_over_best:>8.2f}"
+            line += f"{e.best_label:>17}"
+        if use_joblib:
+            line += f" |{r.joblib_over_best:>12.2f}"
         print(line)
-    rec = [r.ratios["rec Pool"] for r in rows]
-    rec_x = [r.ratios["rec PPE"] for r in rows]
-    vs_serial = [r.ratios["rec Pool"] / r.ratios["serial"] for r in rows]
-    pred_err = [abs(r.predicted / r.measured - 1) for r in rows]
-    summary = {
-        "geomean_rec_pool_over_best": geomean(rec),
-        "max_rec_pool_over_best": max(rec),
-        "geomean_rec_ppe_over_best": geomean(rec_x),
-        "max_rec_ppe_over_best": max(rec_x),
-        "max_rec_pool_over_serial": max(vs_serial),
-        "median_prediction_error": statistics.median(pred_err),
-        "max_sampling_s": max(r.sampling_s for r in rows),
-    }
-    for c in cols[2:]:
-        summary[f"geomean_{c.replace(' ', '_')}_over_best"] = geomean([r.ratios[c] for r in rows])
-    print()
-    print(
-        f"rec(Pool)/best: geomean {summary['geomean_rec_pool_over_best']:.3f} (target ≤ 1.10), "
-        f"max {summary['max_rec_pool_over_best']:.3f} (target ≤ 1.30)"
-    )
-    print(
-        f"rec(PPE)/best:  geomean {summary['geomean_rec_ppe_over_best']:.3f}, "
-        f"max {summary['max_rec_ppe_over_best']:.3f}"
-    )
-    print(f"rec(Pool)/serial: max {summary['max_rec_pool_over_serial']:.3f} (target ≤ 1.05)")
-    print(
-        f"|predicted/measured speedup - 1|: median {summary['median_prediction_error']:.1%} "
-        "(target ≤ 30%)"
-    )
-    print(f"sampling: max {summary['max_sampling_s']:.3f} s (target ≤ 0.5 s)")
-    for c in cols[2:]:
-        key = "geomean_" + c.replace(" ", "_") + "_over_best"
-        print(f"{c}/best: geomean {summary[key]:.2f}")
+    summary: dict[str, Any] = {"method": method}
+    for lb in labels:
+        rb = [r.by_exec[lb].rec_over_best for r in rows]
+        vs = [r.by_exec[lb].rec_over_serial for r in rows if r.by_exec[lb].use_pool]
+        dflt = [r.by_exec[lb].default_over_best for r in rows]
+        blind = [r.by_exec[lb].blind_over_best for r in rows]
+        g, worst = geomean(rb), max(rb)
+        worst_serial = max(vs) if vs else math.nan
+        ok = g <= TARGET_GEOMEAN and worst <= TARGET_WORST
+        ok_serial = not vs or worst_serial <= TARGET_VS_SERIAL
+        summary[lb] = {
+            "geomean_rec_over_best": g,
+            "max_rec_over_best": worst,
+            "max_rec_over_serial_when_pool": worst_serial,
+            "pools_recommended": len(vs),
+            "geomean_default_over_best": geomean(dflt),
+            "geomean_blind_over_best": geomean(blind),
+            "max_blind_over_best": max(blind),
+            "met": ok and ok_serial,
+        }
+        print(
+            f"{method:>10} {lb:<4} rec/best geomean {g:.3f} (target ≤ {TARGET_GEOMEAN}), "
+            f"max {worst:.3f} (≤ {TARGET_WORST}); rec/serial max {worst_serial:.3f} over "
+            f"{len(vs)} pools advised (≤ {TARGET_VS_SERIAL}) -> "
+            f"{'met' if ok and ok_serial else 'MISSED'}; "
+            f"{lb} default/best geomean {geomean(dflt):.2f}; "
+            f"load-blind rec/best geomean {geomean(blind):.3f}, max {max(blind):.3f}"
+        )
+    if use_joblib:
+        jb = [r.joblib_over_best for r in rows if r.joblib_over_best is not None]
+        summary["geomean_joblib_over_best"] = geomean(jb)
+        print(f"{method:>10} joblib/best(any executor) geomean {geomean(jb):.2f}")
+    summary["max_sampling_s"] = max(r.sampling_s for r in rows)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    global ITERS_PER_US
+    global ITERS_PER_US, METHOD
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run: few workloads, 1 rep")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (median); default 5")
     ap.add_argument("--only", action="append", default=[], help="workload name substring")
+    ap.add_argument(
+        "--start-methods",
+        default=",".join(START_METHODS),
+        help="comma-separated start methods to measure (default: all available)",
+    )
+    ap.add_argument(
+        "--executors", default="pool,ppe", help="comma-separated: pool, ppe (default both)"
+    )
     ap.add_argument("--no-joblib", action="store_true", help="skip joblib")
-    ap.add_argument("--json", help="write rows and summary to this file")
+    ap.add_argument("--json", help="write rows and summaries to this file")
     ap.add_argument("--cached", action="store_true", help="reuse the cached calibration")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+
+    available = multiprocessing.get_all_start_methods()
+    methods = [m.strip() for m in args.start_methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in START_METHODS:
+            ap.error(f"unknown start method {m!r}; expected some of {', '.join(START_METHODS)}")
+    skipped = [m for m in methods if m not in available]
+    for m in skipped:
+        print(f"start method {m} is not available on this platform: skipped")
+    methods = [m for m in methods if m in available]
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    for e in executors:
+        if e not in EXECUTORS:
+            ap.error(f"unknown executor {e!r}; expected some of {', '.join(EXECUTORS)}")
+    labels = [EXECUTORS[e][0] for e in executors]
 
     t0 = time.perf_counter()
     ITERS_PER_US = calibrate_spin()
     system = SystemProfile.detect(refresh=not args.cached)
     cal = system.calibration
     print(
-        f"usable cores {system.usable_cores}, start method {system.start_method}, "
+        f"usable cores {system.usable_cores}, default start method {system.start_method}, "
         f"calibration {'measured' if cal.measured else 'ASSUMED'} in {cal.duration_s:.2f} s: "
-        f"start-up {cal.startup_s[system.start_method] * 1e3:.1f} ms, "
         f"Pool chunk {cal.pool_chunk_s * 1e6:.0f} µs, "
         f"PPE chunk {cal.executor_chunk_s * 1e6:.0f} µs, "
         f"IPC {cal.ipc_s_per_byte * 1e9:.2f} ns/byte"
     )
-    cap0 = parallel_capacity(system.usable_cores)
+    for m in methods:
+        print(
+            f"  start-up {m}: Pool {cal.startup_s.get(m, math.nan) * 1e3:.1f} ms "
+            f"+ {cal.startup_per_worker_s.get(m, math.nan) * 1e3:.1f} ms/worker, "
+            f"PPE {cal.executor_startup_s.get(m, math.nan) * 1e3:.1f} ms "
+            f"+ {cal.executor_startup_per_worker_s.get(m, math.nan) * 1e3:.1f} ms/worker"
+        )
+    cap0 = measure_parallel_capacity(system.usable_cores)
     print(f"parallel capacity now: {cap0:.2f} of {system.usable_cores} cores (other load)")
     scale = 0.1 if args.quick else 1.0
     reps = args.reps or (1 if args.quick else 5)
@@ -405,30 +504,61 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("joblib not installed: its column is skipped")
             use_joblib = False
-    rows = []
+
+    # Items and profiles once per workload: every start method judges the same sample.
+    prepared = []
     for wl in wls:
-        t = time.perf_counter()
-        rows.append(bench_workload(wl, scale, reps, system, use_joblib))
-        print(f"  {wl.name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
-    print()
-    summary = print_table(rows, use_joblib)
-    cap1 = parallel_capacity(system.usable_cores)
-    summary["parallel_capacity_start"] = cap0
-    summary["parallel_capacity_end"] = cap1
-    print(f"parallel capacity at the end: {cap1:.2f} of {system.usable_cores} cores")
-    print(f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(
-                {
-                    "rows": [r.__dict__ for r in rows],
-                    "summary": summary,
-                    "calibration": cal.to_dict(),
-                },
-                fh,
-                indent=1,
+        items = wl.make(scale)
+        prof, _, sampling_s = profile_workload(wl.func, items)
+        prepared.append((wl, items, prof, sampling_s))
+    all_rows: list[Row] = []
+    summaries: list[dict[str, Any]] = []
+    for method in methods:
+        METHOD = method
+        if method == "forkserver":
+            run_pool(square, [1], 1, 1)  # the server starts once per process: not timed
+        rows = []
+        for wl, items, prof, sampling_s in prepared:
+            t = time.perf_counter()
+            rows.append(
+                bench_workload(wl, items, prof, sampling_s, reps, system, executors, use_joblib)
             )
+            print(
+                f"  [{method}] {wl.name}: {time.perf_counter() - t:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        summary = print_table(method, rows, labels)
+        summary["parallel_capacity_after"] = measure_parallel_capacity(system.usable_cores)
+        print(
+            f"{method:>10} parallel capacity after: "
+            f"{summary['parallel_capacity_after']:.2f} of {system.usable_cores} cores"
+        )
+        all_rows.extend(rows)
+        summaries.append(summary)
+        if args.json:
+            _write_json(args.json, all_rows, summaries, cal.to_dict(), cap0)
+    print(f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _write_json(
+    path: str, rows: list[Row], summaries: list[dict[str, Any]], cal: dict[str, Any], cap0: float
+) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(
+            {
+                "rows": [
+                    {**r.__dict__, "by_exec": {k: v.__dict__ for k, v in r.by_exec.items()}}
+                    for r in rows
+                ],
+                "summaries": summaries,
+                "calibration": cal,
+                "parallel_capacity_start": cap0,
+            },
+            fh,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -59,20 +59,27 @@ def recommend(
     budget_s: float = 1.0,
     system: SystemProfile | None = None,
     star: bool = False,
+    start_method: str | None = None,
+    measure_load: bool = False,
 ) -> Recommendation:
     """Workers and chunksize for ``map(func, data)`` on this machine.
 
-    A generator is consumed only as far as the sample; ``Recommendation.data`` then
-    holds an iterable with every item, to pass to the pool instead of ``data``.
+    ``start_method`` is the one the pool will use (``"fork"``, ``"spawn"``,
+    ``"forkserver"``); None means this interpreter's default. ``measure_load=True``
+    measures how many cores other processes leave free now (~0.3 s) when ``system``
+    is not given. A generator is consumed only as far as the sample;
+    ``Recommendation.data`` then holds an iterable with every item, to pass to the
+    pool instead of ``data``.
     Raises ``SampleError`` when ``func`` raises or exits on a sampled item.
     """
     if executor_kind not in cost.KINDS:
         raise ValueError(
             f"unknown executor kind {executor_kind!r}; expected one of {', '.join(cost.KINDS)}"
         )
-    profile, rebuilt, _ = profile_workload(func, data, budget_s=budget_s, star=star)
     if system is None:
-        system = SystemProfile.detect()
-    rec = cost.recommend(profile, system, executor_kind)
+        system = SystemProfile.detect(measure_load=measure_load)
+    cost.resolve_start_method(start_method, system)  # a bad name fails before sampling
+    profile, rebuilt, _ = profile_workload(func, data, budget_s=budget_s, star=star)
+    rec = cost.recommend(profile, system, executor_kind, start_method=start_method)
     rec.data = rebuilt
     return rec

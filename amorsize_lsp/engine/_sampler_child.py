@@ -590,9 +590,12 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     name, root = module_name_for(path)
     if root not in sys.path:
         sys.path.insert(0, root)
+    # The project's search path, in order, right after the module's root.
+    at = sys.path.index(root) + 1
     for extra in request.get("sys_path") or []:
         if extra not in sys.path:
-            sys.path.insert(1, extra)
+            sys.path.insert(at, extra)
+            at += 1
     alarm_limit = request.get("import_timeout_s") or None
     with _Alarm(alarm_limit) as alarm:
         alarm.arm()

@@ -17,7 +17,7 @@ from amorsize_lsp.analysis.model import (
     THREAD_EXECUTOR,
     THREAD_POOL,
 )
-from amorsize_lsp.engine.system import SystemProfile
+from amorsize_lsp.engine.system import START_METHODS, SystemProfile
 from amorsize_lsp.engine.workload import (
     HEURISTIC,
     MEASURED,
@@ -43,6 +43,12 @@ JITTER = 0.1
 TIE = 0.02
 #: Thread pools may exceed the core count when the function mostly waits.
 MAX_WAITING_THREADS = 32
+#: A pool is recommended only when its predicted speedup reaches this. Below it the
+#: gain is within what timings on a shared machine can resolve (the quality
+#: benchmark treats ratios under ~1.1 as ties) and within the error of a model fed
+#: by a small sample, so a slowdown could hide in it; and a pool that gains less is
+#: not worth its processes. docs/cost-model.md explains the choice.
+MIN_SPEEDUP = 1.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +66,28 @@ class Prediction:
 
 
 def _fmt_s(s: float) -> str:
+    """A duration in the unit that keeps it readable: "1.23 s", "12.3 ms", "0.3 µs", "80 ns"."""
+    if s <= 0:
+        return "0 s"
+    s = float(f"{s:.3g}")  # round first, so that 0.9997 s reads "1 s", not "1000 ms"
     if s >= 1:
-        return f"{s:.2f} s"
+        return f"{_sig(s)} s"
     if s >= 1e-3:
-        return f"{s * 1e3:.1f} ms"
-    return f"{s * 1e6:.1f} µs"
+        return f"{_sig(s * 1e3)} ms"
+    if s >= 1e-7:
+        return f"{_sig(s * 1e6)} µs"
+    return f"{max(1, round(s * 1e9))} ns"
+
+
+def _sig(v: float) -> str:
+    """At most three significant digits, never in exponent notation."""
+    text = f"{v:.3g}"
+    return f"{v:.0f}" if "e" in text else text
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """The count with its noun in the right number: "1 worker", "2 workers"."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
 def _fmt_bytes(b: float) -> str:
@@ -97,6 +120,36 @@ def _is_thread(kind: str) -> bool:
     return kind in (THREAD_POOL, THREAD_EXECUTOR)
 
 
+def resolve_start_method(start_method: str | None, system: SystemProfile) -> tuple[str, str]:
+    """(start method, why it applies): the call's own choice, else this system's default.
+
+    The call's choice comes from the analysis (``get_context("spawn")`` on the
+    receiver's chain, ``mp_context=`` of an executor). Raises ``ValueError`` for a
+    name that is not a start method.
+    """
+    if start_method is not None:
+        if start_method not in START_METHODS:
+            raise ValueError(
+                f"unknown start method {start_method!r}; expected one of {', '.join(START_METHODS)}"
+            )
+        return start_method, "chosen by the call"
+    return system.start_method, (
+        f"the call chooses none: the default of Python {system.python_version} here"
+    )
+
+
+def _startup_s(system: SystemProfile, executor_kind: str, method: str, workers: int) -> float:
+    """Start-up and shutdown of a pool of ``workers`` processes under ``method``."""
+    cal = system.calibration
+    first, per = cal.startup_s, cal.startup_per_worker_s
+    if executor_kind == PROCESS_EXECUTOR and method in cal.executor_startup_s:
+        first, per = cal.executor_startup_s, cal.executor_startup_per_worker_s
+    if method not in first:
+        method = "spawn" if "spawn" in first else next(iter(first), "spawn")
+    base = first.get(method, 0.1)
+    return base + (workers - 1) * per.get(method, 0.1 * base)
+
+
 def predict(
     profile: WorkloadProfile,
     system: SystemProfile,
@@ -104,15 +157,21 @@ def predict(
     workers: int,
     chunksize: int,
     n_items: int | None = None,
+    *,
+    start_method: str | None = None,
 ) -> Prediction:
-    """Predicted wall time of ``map`` over the workload with this configuration."""
+    """Predicted wall time of ``map`` over the workload with this configuration.
+
+    ``start_method`` (process kinds) defaults to the system's. ``ThreadPoolExecutor.map``
+    ignores its chunksize (one future per item), so it is taken as 1 there.
+    """
     n = n_items if n_items is not None else (profile.n_items or ASSUMED_ITEMS)
     n = max(n, 1)
     w = max(1, workers)
-    c = max(1, min(chunksize, n))
+    c = 1 if executor_kind == THREAD_EXECUTOR else max(1, min(chunksize, n))
     cal = system.calibration
     chunks = math.ceil(n / c)
-    cores = max(1, system.usable_cores)
+    free = free_cores(system)
     mean = max(profile.mean_s, 0.0)
 
     if _is_thread(executor_kind):
@@ -126,10 +185,8 @@ def predict(
             parent += cpu_work
         cpu_demand = cpu_work + chunks * cal.thread_chunk_s
     else:
-        method = system.start_method if system.start_method in cal.startup_s else "spawn"
-        startup = cal.startup_s.get(method, 0.1) + (w - 1) * cal.startup_per_worker_s.get(
-            method, 0.01
-        )
+        method = start_method if start_method is not None else system.start_method
+        startup = _startup_s(system, executor_kind, method, w)
         if executor_kind == PROCESS_EXECUTOR:
             chunk_cost, item_cost = cal.executor_chunk_s, cal.executor_item_s
         else:
@@ -159,9 +216,22 @@ def predict(
         heavy = sorted_share * avg_chunk * (_top_mean(profile, frac) - mean)
         grain = (HALF_CHUNK if chunks > w else 0.0) + JITTER
         tail = (1 - 1 / busy) * min(grain * avg_chunk * u + spread + heavy, n * u)
-    contention = cpu_demand / min(cores, w + 1)
+    contention = cpu_demand / min(free, w + 1)
     body = max(parent, compute + tail, contention)
     return Prediction(w, c, startup + body, startup, parent, compute, tail, contention)
+
+
+def free_cores(system: SystemProfile) -> float:
+    """Cores of CPU work a pool can get: the usable cores, or fewer under other load.
+
+    Never below 1: with one core's worth, a pool runs no faster than the loop, and
+    the loop is the reference every speedup is measured against.
+    """
+    cores = float(max(1, system.usable_cores))
+    cap = system.parallel_capacity
+    if cap is None:
+        return cores
+    return max(1.0, min(cores, cap))
 
 
 def _top_mean(profile: WorkloadProfile, frac: float) -> float:
@@ -190,13 +260,28 @@ def max_workers(profile: WorkloadProfile, system: SystemProfile, executor_kind: 
 
 
 def recommend(
-    profile: WorkloadProfile, system: SystemProfile, executor_kind: str
+    profile: WorkloadProfile,
+    system: SystemProfile,
+    executor_kind: str,
+    *,
+    start_method: str | None = None,
+    min_speedup: float = MIN_SPEEDUP,
 ) -> Recommendation:
-    """The configuration with the least predicted wall time, or serial when serial wins."""
+    """The configuration with the least predicted wall time, or serial.
+
+    Serial when no pool is predicted at least ``min_speedup`` times faster than the
+    plain loop. ``start_method`` is the call's own (``get_context(...)``,
+    ``mp_context=``); None means the system's default. Both name what they assumed
+    in the reasons.
+    """
     if executor_kind not in KINDS:
         raise ValueError(
             f"unknown executor kind {executor_kind!r}; expected one of {', '.join(KINDS)}"
         )
+    method: str | None = None
+    method_why = ""
+    if not _is_thread(executor_kind):
+        method, method_why = resolve_start_method(start_method, system)
     known = profile.n_items is not None
     n = profile.n_items if known else ASSUMED_ITEMS
     assert n is not None
@@ -204,9 +289,17 @@ def recommend(
     reasons: list[str] = []
     t_serial = serial_time(profile, n)
     reasons.append(
-        f"serial: {n} items × {_fmt_s(profile.mean_s)} = {_fmt_s(t_serial)}"
+        f"serial: {_plural(n, 'item')} × {_fmt_s(profile.mean_s)} = {_fmt_s(t_serial)}"
         + ("" if known else f" (item count unknown: assumed {ASSUMED_ITEMS})")
     )
+    if method is not None:
+        reasons.append(f"start method: {method} ({method_why})")
+    free = free_cores(system)
+    if free < system.usable_cores:
+        reasons.append(
+            f"other processes keep the machine busy: a pool gets about {free:.1f} of "
+            f"{_plural(system.usable_cores, 'usable core')} now"
+        )
     w_max = max_workers(profile, system, executor_kind)
     if (
         not _is_thread(executor_kind)
@@ -220,11 +313,12 @@ def recommend(
         )
 
     best_by_w: list[Prediction] = []
-    cands = chunk_candidates(n, w_max)
+    # ThreadPoolExecutor.map ignores chunksize: one candidate.
+    cands = [1] if executor_kind == THREAD_EXECUTOR else chunk_candidates(n, w_max)
     for w in range(1, w_max + 1):
         best: Prediction | None = None
         for c in cands:
-            p = predict(profile, system, executor_kind, w, c, n)
+            p = predict(profile, system, executor_kind, w, c, n, start_method=method)
             # Ties (the parent's work often hides the workers' differences) go to the
             # better-balanced chunk, then to the larger one: fewer round trips.
             if best is None or (p.total_s, p.compute_s + p.tail_s) <= (
@@ -245,26 +339,36 @@ def recommend(
         return t_serial / t if t > 0 else 1.0
 
     curve = [(p.workers, round(speedup(p.total_s), 4)) for p in best_by_w]
-    use_pool = winner.total_s < t_serial
+    predicted = speedup(winner.total_s)
+    use_pool = winner.total_s < t_serial and predicted >= min_speedup
     kind_note = _kind_notes(profile, system, executor_kind)
     reasons.extend(kind_note)
-    reasons.extend(_part_reasons(winner, system, executor_kind, n))
+    reasons.extend(_part_reasons(winner, system, executor_kind, n, method))
+    best_pool = f"{_plural(winner.workers, 'worker')}" + (
+        "" if executor_kind == THREAD_EXECUTOR else f", chunksize {winner.chunksize}"
+    )
     if use_pool:
         reasons.append(
-            f"best: {winner.workers} workers, chunksize {winner.chunksize} → "
-            f"{_fmt_s(winner.total_s)} predicted, {speedup(winner.total_s):.2f}× serial"
+            f"best: {best_pool} → {_fmt_s(winner.total_s)} predicted, {predicted:.2f}× serial"
         )
         n_jobs, chunksize, t_par = winner.workers, winner.chunksize, winner.total_s
     else:
-        reasons.append(
-            f"serial wins: the best pool ({winner.workers} workers, chunksize "
-            f"{winner.chunksize}) is predicted at {_fmt_s(winner.total_s)} against "
-            f"{_fmt_s(t_serial)} serial"
-        )
+        if winner.total_s >= t_serial:
+            reasons.append(
+                f"serial wins: the best pool ({best_pool}) is predicted at "
+                f"{_fmt_s(winner.total_s)} against {_fmt_s(t_serial)} serial"
+            )
+        else:
+            reasons.append(
+                f"serial: the best pool ({best_pool}) is predicted only {predicted:.2f}× "
+                f"faster than serial ({_fmt_s(winner.total_s)} against "
+                f"{_fmt_s(t_serial)}), under the {min_speedup:.2f}× margin that covers "
+                "the model's error"
+            )
         # One chunk: what infinitely costly IPC would pick; keeps chunksize monotone.
         n_jobs, chunksize, t_par = 1, n, t_serial
 
-    if profile.source == "measured" and known:
+    if profile.source == MEASURED and known:
         source = MEASURED
     elif known and profile.mean_s > 0:
         source = PREDICTED
@@ -283,7 +387,7 @@ def recommend(
         source=source,
         confidence=confidence,
         reasons=reasons,
-        start_method=None if _is_thread(executor_kind) else system.start_method,
+        start_method=method,
     )
 
 
@@ -310,28 +414,35 @@ def _kind_notes(profile: WorkloadProfile, system: SystemProfile, kind: str) -> l
     return notes
 
 
-def _part_reasons(p: Prediction, system: SystemProfile, kind: str, n: int) -> list[str]:
+def _part_reasons(
+    p: Prediction, system: SystemProfile, kind: str, n: int, method: str | None
+) -> list[str]:
     out: list[str] = []
     if _is_thread(kind):
-        out.append(f"thread start-up ({p.workers} threads): {_fmt_s(p.startup_s)}")
+        out.append(f"thread start-up ({_plural(p.workers, 'thread')}): {_fmt_s(p.startup_s)}")
     else:
         out.append(
-            f"pool start-up and shutdown ({system.start_method}, {p.workers} workers): "
+            f"pool start-up and shutdown ({method}, {_plural(p.workers, 'worker')}): "
             f"{_fmt_s(p.startup_s)}"
         )
     chunks = math.ceil(n / p.chunksize)
+    trips = (
+        _plural(chunks, "future")
+        if kind == THREAD_EXECUTOR
+        else _plural(chunks, "chunk round trip")
+    )
+    what = "hand-offs" if _is_thread(kind) else "serialisation"
     out.append(
-        f"parent-side work that does not parallelise (serialisation, {chunks} chunk "
-        f"round trips): {_fmt_s(p.parent_s)}"
+        f"parent-side work that does not parallelise ({what}, {trips}): {_fmt_s(p.parent_s)}"
     )
     out.append(
-        f"compute over {p.workers} workers: {_fmt_s(p.compute_s)}"
+        f"compute over {_plural(p.workers, 'worker')}: {_fmt_s(p.compute_s)}"
         + (f", load-imbalance tail {_fmt_s(p.tail_s)}" if p.tail_s > 0 else "")
     )
     if p.contention_s > max(p.parent_s, p.compute_s + p.tail_s):
         out.append(
-            f"CPU-bound overall: parent and workers share {system.usable_cores} usable "
-            f"cores ({_fmt_s(p.contention_s)})"
+            f"CPU-bound overall: parent and workers share "
+            f"{_plural(system.usable_cores, 'usable core')} ({_fmt_s(p.contention_s)})"
         )
     return out
 

@@ -20,15 +20,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from amorsize_lsp.engine import _sampler_child as child
 from amorsize_lsp.engine.workload import WorkloadProfile
 
 CHILD_SCRIPT = str(Path(child.__file__).resolve())
 
-#: Error kinds a SampleResult may carry.
-ERROR_KINDS = (
+#: Why sampling failed, for programs (the message is for people): the iterable or
+#: function cannot be resolved, the import failed, the function raised, the run
+#: timed out, crashed or exited, a memory or CPU limit was hit, the child's answer
+#: was unreadable, the interpreter could not start, or a bug of ours.
+ErrorKind = Literal[
     "cannot_sample",
     "import_error",
     "exception",
@@ -40,7 +43,7 @@ ERROR_KINDS = (
     "protocol",
     "interpreter",
     "internal",
-)
+]
 
 STDERR_TAIL = 4000
 
@@ -51,7 +54,7 @@ class SampleResult:
 
     ok: bool
     profile: WorkloadProfile | None = None
-    error: str | None = None
+    error: ErrorKind | None = None
     message: str = ""
     #: Where the sample items came from: "module" (the call's iterable) or "pragma".
     resolved_from: str | None = None
@@ -83,6 +86,14 @@ class SampleResult:
         d = dict(d)
         prof = d.pop("profile", None)
         return cls(profile=WorkloadProfile.from_dict(prof) if prof else None, **d)
+
+
+def error_kind(value: object) -> ErrorKind:
+    """The child's error kind, checked: an unknown one (a newer child) is "protocol"."""
+    for kind in get_args(ErrorKind):
+        if value == kind:
+            return kind
+    return "protocol"
 
 
 def _last_phase(stderr: str) -> str | None:
@@ -120,6 +131,7 @@ def sample_callsite(
     max_items: int = 256,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
+    sys_path: list[str] | None = None,
 ) -> SampleResult:
     """Sample ``function`` over ``iterable`` (source text, evaluated in the module's scope).
 
@@ -127,6 +139,8 @@ def sample_callsite(
     ``# amorsize: sample=<expr>`` pragma. The child gets ``memory_mb`` of address
     space and ``cpu_s`` of CPU time; the whole run gets ``timeout_s`` of wall time,
     after which its process group is killed. ``per_call_timeout_s`` bounds one call.
+    ``sys_path`` is the project's search path (its root, ``src/``): the child puts
+    it, in order, right after the module's own root, so workspace imports resolve.
     """
     per_call = per_call_timeout_s if per_call_timeout_s is not None else max(2.0, budget_s)
     wall_limit = timeout_s if timeout_s is not None else 3 * budget_s + per_call + 10.0
@@ -143,6 +157,7 @@ def sample_callsite(
         "memory_mb": memory_mb,
         "cpu_s": cpu_limit,
         "star": star,
+        "sys_path": [str(Path(p).resolve()) for p in sys_path or ()],
     }
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
@@ -189,28 +204,31 @@ def sample_callsite(
         rc = proc.returncode
         phase = _last_phase(stderr)
         during = f" during {phase}" if phase else ""
+        died: ErrorKind = "crash"
         if rc is not None and rc < 0:
             how = f"was killed by {_signal_name(-rc)}"
             if -rc == getattr(signal, "SIGXCPU", -1):
-                kind = "cpu_limit"
-            else:
-                kind = "crash"
+                died = "cpu_limit"
         else:
             how = f"exited with code {rc} without an answer"
-            kind = "crash"
         return SampleResult(
             ok=False,
-            error=kind,
+            error=died,
             message=f"the sampler process for {function} in {module_path} {how}{during}",
             wall_s=wall,
             returncode=rc,
             stderr_tail=_user_stderr(stderr),
         )
     if not response.get("ok"):
+        raw = response.get("error") or "internal"
+        kind = error_kind(raw)
+        message = str(response.get("message") or "unknown sampler failure")
+        if kind != raw:
+            message = f"the sampler answered an unknown error kind {raw!r}: {message}"
         return SampleResult(
             ok=False,
-            error=str(response.get("error") or "internal"),
-            message=str(response.get("message") or "unknown sampler failure"),
+            error=kind,
+            message=message,
             wall_s=wall,
             returncode=proc.returncode,
             stderr_tail=_user_stderr(stderr),

@@ -18,12 +18,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 #: Bump when the calibration procedure changes, so old caches are ignored.
-CALIBRATION_VERSION = 1
+#: 2: start-up of ProcessPoolExecutor measured apart from Pool's, per start method.
+CALIBRATION_VERSION = 2
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -207,23 +210,85 @@ def available_memory_bytes() -> int:
 # ------------------------------------------------------------------ start method
 
 
+def platform_default_start_method(
+    platform_name: str | None = None, version: tuple[int, int] | None = None
+) -> str:
+    """The start method Python picks when the program sets none, on this platform and version.
+
+    spawn on macOS (since 3.8) and Windows, forkserver on other POSIX systems from
+    Python 3.14, fork before.
+    """
+    plat = sys.platform if platform_name is None else platform_name
+    ver = tuple(sys.version_info[:2]) if version is None else tuple(version[:2])
+    if plat in ("win32", "darwin"):
+        return "spawn"
+    if ver >= (3, 14):
+        return "forkserver"
+    return "fork"
+
+
 def default_start_method() -> str:
     """The start method a new Pool would use here, read without setting any global.
 
     ``get_start_method(allow_none=True)`` returns the user's choice when one was made;
-    otherwise the platform default: spawn on macOS and Windows, forkserver on Linux
-    from Python 3.14, fork before.
+    otherwise the platform default (``platform_default_start_method``).
     """
     import multiprocessing
 
     chosen = multiprocessing.get_start_method(allow_none=True)
     if chosen:
         return chosen
-    if sys.platform == "win32" or sys.platform == "darwin":
-        return "spawn"
-    if sys.version_info >= (3, 14):
-        return "forkserver"
-    return "fork"
+    return platform_default_start_method()
+
+
+# ------------------------------------------------------------------ current load
+
+
+def _burn(n: int) -> int:
+    """CPU work with no I/O and no allocation: the probe's unit of work."""
+    s = 0
+    for i in range(n):
+        s += i
+    return s
+
+
+def measure_parallel_capacity(cores: int | None = None, seconds: float = 0.1) -> float:
+    """How many cores of CPU work a pool gets right now: C × t(1 job) / t(C jobs at once).
+
+    It equals the usable core count C on an idle machine. Other processes lower
+    it, and on a machine whose scheduler shares CPU between users or containers
+    (not between processes) it can fall to about 1 however many workers run. Costs
+    about 3 × ``seconds`` plus a fork-pool start-up; noisy, so callers may repeat it.
+    """
+    import multiprocessing
+
+    c = cores or usable_cores()
+    if c < 2:
+        return 1.0
+    t0 = time.perf_counter()
+    _burn(50_000)
+    per_iter = max((time.perf_counter() - t0) / 50_000, 1e-9)
+    n = max(1000, round(seconds / per_iter))
+
+    def alone() -> float:
+        t = time.perf_counter()
+        _burn(n)
+        return time.perf_counter() - t
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+        with ctx.Pool(c) as pool:
+            pool.map(_burn, [1] * c, chunksize=1)  # workers started: not timed
+            before = alone()
+            t = time.perf_counter()
+            pool.map(_burn, [n] * c, chunksize=1)
+            together = time.perf_counter() - t
+            after = alone()
+    # The single job is timed before and after, so that a burst of other load
+    # during one of them does not decide alone.
+    return min(float(c), c * (before + after) / 2 / max(together, 1e-9))
 
 
 def gil_enabled() -> bool:
@@ -240,14 +305,22 @@ class Calibration:
     """Costs measured on this machine (or assumed, when ``measured`` is False).
 
     Times are seconds. ``startup_s[m]`` is start, one trivial task and shutdown of a
-    one-worker pool under start method ``m``; each extra worker adds
-    ``startup_per_worker_s[m]``.
+    one-worker ``Pool`` under start method ``m``; each extra worker adds
+    ``startup_per_worker_s[m]``. ``executor_startup_s`` and
+    ``executor_startup_per_worker_s`` are the same for ``ProcessPoolExecutor``
+    (it starts workers on demand under spawn and forkserver, all at once under fork).
     """
 
     startup_s: dict[str, float] = field(
         default_factory=lambda: {"fork": 0.0075, "spawn": 0.100, "forkserver": 0.090}
     )
     startup_per_worker_s: dict[str, float] = field(
+        default_factory=lambda: {"fork": 0.002, "spawn": 0.010, "forkserver": 0.010}
+    )
+    executor_startup_s: dict[str, float] = field(
+        default_factory=lambda: {"fork": 0.0075, "spawn": 0.110, "forkserver": 0.090}
+    )
+    executor_startup_per_worker_s: dict[str, float] = field(
         default_factory=lambda: {"fork": 0.002, "spawn": 0.010, "forkserver": 0.010}
     )
     #: Parent-side cost per chunk and per item of ``Pool.map`` (excluding user pickling).
@@ -347,6 +420,10 @@ class SystemProfile:
     python_version: str = field(default_factory=platform.python_version)
     fingerprint: str = ""
     calibration: Calibration = field(default_factory=Calibration)
+    #: Cores of CPU work a pool gets now (``measure_parallel_capacity``); None means
+    #: every usable core. It changes with other processes' load, so it is measured
+    #: only on request and never cached.
+    parallel_capacity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -375,11 +452,14 @@ class SystemProfile:
         return cls(**base)
 
     @classmethod
-    def detect(cls, calibrate: bool = True, refresh: bool = False) -> SystemProfile:
+    def detect(
+        cls, calibrate: bool = True, refresh: bool = False, *, measure_load: bool = False
+    ) -> SystemProfile:
         """This machine's profile; calibrated costs come from the cache when present.
 
         ``calibrate=False`` keeps assumed costs (no subprocess); ``refresh=True``
-        re-measures even when a cached calibration exists.
+        re-measures even when a cached calibration exists. ``measure_load=True``
+        also measures the parallel capacity left by other processes now (~0.3 s).
         """
         import psutil
 
@@ -399,6 +479,8 @@ class SystemProfile:
         )
         if calibrate:
             profile.calibration = cached_calibration(fp, refresh=refresh)
+        if measure_load:
+            profile.parallel_capacity = measure_parallel_capacity(usable)
         return profile
 
 

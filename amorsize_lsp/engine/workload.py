@@ -9,10 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-#: Recommendation sources: a sampled profile, static estimates, or a fallback rule.
+# Where a profile or a recommendation comes from. ``WorkloadProfile.source`` is
+# MEASURED when the sampler timed the function (the only source the engine writes
+# into a profile). ``Recommendation.source`` uses the whole vocabulary: the cost
+# model writes MEASURED, PREDICTED (a profile with a known length that was not
+# measured) or HEURISTIC (the length, or the cost, is unknown); the daemon writes
+# RECORDED (a stored measurement of this call site), SHARED (a measurement of
+# another call site with the same function) and PREDICTED (k-NN over stored ones).
 MEASURED = "measured"
+RECORDED = "recorded"
+SHARED = "shared"
 PREDICTED = "predicted"
 HEURISTIC = "heuristic"
+SOURCES = (MEASURED, RECORDED, SHARED, PREDICTED, HEURISTIC)
 
 
 def _from_dict(cls: Any, d: dict[str, Any]) -> Any:
@@ -54,8 +63,9 @@ class WorkloadProfile:
     sample_size: int = 0
     #: True when only the first items of an iterator were sampled.
     sampled_prefix: bool = False
-    #: "measured" by the sampler, or "estimated" from static analysis.
-    source: str = "measured"
+    #: MEASURED when the sampler timed it; any other value (a profile built from
+    #: static estimates) makes the cost model call its recommendation PREDICTED.
+    source: str = MEASURED
     #: Pickling problems, each a precise message (None when fine).
     function_pickle_error: str | None = None
     args_pickle_error: str | None = None

@@ -19,9 +19,13 @@ from amorsize_lsp.engine.cost import (
     ASSUMED_ITEMS,
     HALF_CHUNK,
     JITTER,
+    MIN_SPEEDUP,
+    _fmt_s,
     chunk_candidates,
+    free_cores,
     predict,
     recommend,
+    serial_time,
 )
 from amorsize_lsp.engine.system import Calibration, SystemProfile
 from amorsize_lsp.engine.workload import (
@@ -155,7 +159,7 @@ def test_unknown_length_is_a_heuristic_with_low_confidence() -> None:
     known = recommend(wp(ASSUMED_ITEMS, 1e-3), SYS2, PROCESS_POOL)
     assert known.source == MEASURED
     assert rec.confidence < known.confidence
-    est = recommend(wp(1000, 1e-3, source="estimated"), SYS2, PROCESS_POOL)
+    est = recommend(wp(1000, 1e-3, source=PREDICTED), SYS2, PROCESS_POOL)
     assert est.source == PREDICTED
 
 
@@ -248,6 +252,7 @@ def systems(draw: st.DrawFn) -> SystemProfile:
         memory_available_bytes=draw(st.sampled_from([2**30, 16 * 2**30])),
         gil_enabled=draw(st.booleans()),
         calibration=cal,
+        parallel_capacity=draw(st.one_of(st.none(), st.floats(0.5, 16))),
     )
 
 
@@ -296,7 +301,186 @@ def test_recommendation_never_predicted_slower_than_serial(
     rec = recommend(prof, sys_, kind)
     assert rec.parallel_time_s <= rec.serial_time_s
     assert rec.expected_speedup >= 1.0
+    # A pool only with a predicted gain past the margin; serial otherwise.
+    assert rec.expected_speedup >= MIN_SPEEDUP if rec.use_pool else rec.expected_speedup == 1.0
     assert 1 <= rec.n_jobs <= max(sys_.usable_cores, 32)
     assert rec.chunksize >= 1
     assert 0 < rec.confidence < 1
     json.dumps(rec.to_dict())
+
+
+# ------------------------------------------------------- start method and margin
+
+SPAWN2 = dataclasses.replace(SYS2, start_method="spawn")
+
+
+def test_call_start_method_overrides_the_system_default() -> None:
+    prof = wp(1000, 300e-6)
+    cal = SYS2.calibration
+    fork = recommend(prof, SYS2, PROCESS_POOL)
+    spawn = recommend(prof, SYS2, PROCESS_POOL, start_method="spawn")
+    assert fork.start_method == "fork" and spawn.start_method == "spawn"
+    assert any(r.startswith("start method: spawn (chosen by the call)") for r in spawn.reasons)
+    assert any("start method: fork (the call chooses none" in r for r in fork.reasons)
+    # The call's method is the one priced, whatever the system's default is.
+    chosen = recommend(prof, SPAWN2, PROCESS_POOL, start_method="fork")
+    assert dataclasses.replace(chosen, reasons=[]) == dataclasses.replace(fork, reasons=[])
+    p = predict(prof, SYS2, PROCESS_POOL, 2, 100, start_method="spawn")
+    assert p.startup_s == pytest.approx(cal.startup_s["spawn"] + cal.startup_per_worker_s["spawn"])
+
+
+def test_spawn_startup_turns_a_marginal_pool_into_serial() -> None:
+    # 0.24 s of 300 µs items: fork gains clearly; spawn's and forkserver's ~0.1 s
+    # start-up leave a predicted gain under the margin.
+    prof = wp(800, 300e-6)
+    assert recommend(prof, SYS2, PROCESS_POOL).use_pool
+    for method in ("spawn", "forkserver"):
+        rec = recommend(prof, SYS2, PROCESS_POOL, start_method=method)
+        assert not rec.use_pool, (method, rec.reasons)
+        assert rec.n_jobs == 1 and rec.expected_speedup == 1.0
+        assert any(f"{MIN_SPEEDUP:.2f}× margin" in r for r in rec.reasons), rec.reasons
+    # Ten times the work pays for spawn's start-up.
+    assert recommend(wp(10_000, 300e-6), SYS2, PROCESS_POOL, start_method="spawn").use_pool
+
+
+def test_unknown_start_method_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"unknown start method 'threads'.*fork, spawn"):
+        recommend(wp(10, 1.0), SYS2, PROCESS_POOL, start_method="threads")
+
+
+def test_threads_ignore_the_start_method() -> None:
+    rec = recommend(wp(1000, 10e-3, cpu_fraction=0.02), SYS2, THREAD_POOL, start_method="spawn")
+    assert rec.start_method is None
+    assert not any(r.startswith("start method") for r in rec.reasons)
+
+
+def test_margin_is_a_parameter_and_serial_names_it() -> None:
+    prof = wp(800, 300e-6)
+    free = recommend(prof, SYS2, PROCESS_POOL, start_method="spawn", min_speedup=1.0)
+    assert free.use_pool and 1.0 < free.expected_speedup < MIN_SPEEDUP
+    strict = recommend(prof, SYS2, PROCESS_POOL, min_speedup=100.0)
+    assert not strict.use_pool
+    assert any("100.00× margin" in r for r in strict.reasons)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("kind", [PROCESS_POOL, PROCESS_EXECUTOR])
+def test_every_pool_recommended_clears_the_margin(kind: str, method: str) -> None:
+    # A sweep of item costs and counts: whenever a pool is advised, its predicted
+    # gain clears the margin, and serial is advised exactly when it does not.
+    for n in (10, 100, 1000, 10_000):
+        for mean in (1e-6, 30e-6, 300e-6, 3e-3):
+            rec = recommend(wp(n, mean), SYS2, kind, start_method=method)
+            best = max(s for _, s in rec.curve)
+            assert rec.use_pool == (best >= MIN_SPEEDUP), (n, mean, rec.curve)
+
+
+def test_executor_startup_is_priced_apart_from_pool() -> None:
+    cal = dataclasses.replace(
+        SYS2.calibration,
+        executor_startup_s={"fork": 0.5, "spawn": 0.5, "forkserver": 0.5},
+        executor_startup_per_worker_s={"fork": 0.0, "spawn": 0.0, "forkserver": 0.0},
+    )
+    sys_ = dataclasses.replace(SYS2, calibration=cal)
+    prof = wp(1000, 1e-3)
+    assert predict(prof, sys_, PROCESS_EXECUTOR, 2, 100).startup_s == pytest.approx(0.5)
+    assert predict(prof, sys_, PROCESS_POOL, 2, 100).startup_s < 0.5
+    assert recommend(prof, sys_, PROCESS_POOL).use_pool
+    assert not recommend(prof, sys_, PROCESS_EXECUTOR).use_pool
+
+
+def test_executor_round_trips_cost_more_than_pool_round_trips() -> None:
+    # 20 000 items of 50 µs: at chunksize 1 the executor's ~95 µs per chunk is
+    # more than the work itself, so it needs larger chunks than Pool does.
+    prof = wp(20_000, 50e-6)
+    p_pool = predict(prof, SYS2, PROCESS_POOL, 2, 1)
+    p_ex = predict(prof, SYS2, PROCESS_EXECUTOR, 2, 1)
+    cal = SYS2.calibration
+    extra = 20_000 * (cal.executor_chunk_s - cal.pool_chunk_s)
+    extra += 20_000 * (cal.executor_item_s - cal.pool_item_s)
+    assert p_ex.parent_s - p_pool.parent_s == pytest.approx(extra)
+    pool = recommend(prof, SYS2, PROCESS_POOL)
+    ex = recommend(prof, SYS2, PROCESS_EXECUTOR)
+    assert pool.use_pool and ex.use_pool
+    assert ex.chunksize * cal.executor_chunk_s >= ex.chunksize * cal.pool_chunk_s
+    assert predict(prof, SYS2, PROCESS_EXECUTOR, ex.n_jobs, ex.chunksize).parent_s < (
+        serial_time(prof) / MIN_SPEEDUP
+    )
+
+
+def test_thread_executor_ignores_chunksize() -> None:
+    prof = wp(1000, 10e-3, cpu_fraction=0.02)
+    a = predict(prof, SYS2, THREAD_EXECUTOR, 4, 1)
+    b = predict(prof, SYS2, THREAD_EXECUTOR, 4, 250)
+    assert a == b and a.chunksize == 1
+    rec = recommend(prof, SYS2, THREAD_EXECUTOR)
+    assert rec.use_pool and rec.chunksize == 1
+    assert any("1000 futures" in r for r in rec.reasons)
+    # ThreadPool.map does honour it.
+    assert predict(prof, SYS2, THREAD_POOL, 4, 250).chunksize == 250
+
+
+# ---------------------------------------------------------------- readable reasons
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0 s"),
+        (80e-9, "80 ns"),
+        (0.3e-6, "0.3 µs"),
+        (1.5e-6, "1.5 µs"),
+        (12.34e-6, "12.3 µs"),
+        (150e-6, "150 µs"),
+        (2.5e-3, "2.5 ms"),
+        (0.9997, "1 s"),
+        (12.3, "12.3 s"),
+    ],
+)
+def test_durations_read_in_a_fitting_unit(seconds: float, text: str) -> None:
+    assert _fmt_s(seconds) == text
+
+
+def test_reasons_never_show_zero_durations_or_wrong_plurals() -> None:
+    import re
+
+    cases = [
+        (wp(1_000_000, 0.3e-6), PROCESS_POOL, None),
+        (wp(1, 80e-9), PROCESS_POOL, None),
+        (wp(10, 10e-6), PROCESS_EXECUTOR, "spawn"),
+        (wp(200, 20e-3), PROCESS_POOL, "forkserver"),
+        (wp(1000, 10e-3, cpu_fraction=0.02), THREAD_EXECUTOR, None),
+        (wp(1000, 1e-3), THREAD_POOL, None),
+    ]
+    seen_one_trip = False
+    for prof, kind, method in cases:
+        for sys_ in (SYS2, SystemProfile.synthetic(1)):
+            rec = recommend(prof, sys_, kind, start_method=method)
+            text = "\n".join(rec.reasons)
+            assert not re.search(r"\b0\.0+ (s|ms|µs|ns)\b", text), text
+            assert not re.search(r"\b1 (items|workers|threads|chunk round trips|futures)\b", text)
+            assert not re.search(r"\b([02-9]|\d\d+) (item|worker|thread|chunk round trip)\b", text)
+            seen_one_trip |= "1 chunk round trip)" in text
+    assert seen_one_trip  # the serial one-chunk case reads in the singular
+    rec = recommend(wp(1_000_000, 0.3e-6), SYS2, PROCESS_POOL)
+    assert "1000000 items × 0.3 µs = 300 ms" in rec.reasons[0]
+
+
+# ------------------------------------------------------------------- other load
+
+
+def test_other_load_lowers_the_cores_a_pool_gets() -> None:
+    prof = wp(400, 1e-3)
+    idle = recommend(prof, SYS2, PROCESS_POOL)
+    assert idle.use_pool and idle.n_jobs == 2
+    assert not any("busy" in r for r in idle.reasons)
+    half = dataclasses.replace(SYS2, parallel_capacity=1.4)
+    busy = recommend(prof, half, PROCESS_POOL)
+    assert busy.expected_speedup < idle.expected_speedup
+    assert any("a pool gets about 1.4 of 2 usable cores now" in r for r in busy.reasons)
+    # One core's worth of CPU: no pool can beat the loop.
+    one = dataclasses.replace(SYS2, parallel_capacity=0.9)
+    assert free_cores(one) == 1.0
+    assert not recommend(prof, one, PROCESS_POOL).use_pool
+    assert free_cores(dataclasses.replace(SYS2, parallel_capacity=7.0)) == 2.0
+    assert free_cores(SYS2) == 2.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,10 @@ def test_recommendation_is_json_safe() -> None:
 
 
 def test_benchmark_quick_smoke(tmp_path: Path) -> None:
-    """The quality benchmark's quick mode runs end to end on one workload."""
+    """The quality benchmark's quick mode runs end to end: one table per start method."""
+    import multiprocessing
+
+    methods = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [
@@ -120,19 +124,46 @@ def test_benchmark_quick_smoke(tmp_path: Path) -> None:
             "--only",
             "tiny job",
             "--no-joblib",
+            "--start-methods",
+            ",".join(methods),
             "--json",
             str(out),
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
         env={**__import__("os").environ, "AMORSIZE_CACHE_DIR": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "rec(Pool)/best" in proc.stdout
+    for m in methods:
+        assert f"== start method {m} ==" in proc.stdout
+    assert "rec/best geomean" in proc.stdout
     data = json.loads(out.read_text())
-    (row,) = data["rows"]
-    assert row["name"].startswith("tiny job")
-    assert row["rec_pool"] == "serial"
-    assert row["ratios"]["Pool default"] > 1
+    assert [s["method"] for s in data["summaries"]] == methods
+    assert len(data["rows"]) == len(methods)
+    for row in data["rows"]:
+        assert row["name"].startswith("tiny job")
+        for label in ("Pool", "PPE"):
+            result = row["by_exec"][label]
+            assert result["rec"] == "serial"  # 0.1 ms of work: no pool pays its start-up
+            assert result["rec_over_serial"] == 1.0  # judged by the serial timing itself
+            assert result["default_over_best"] > 1
+
+
+def test_start_method_is_honoured_and_a_bad_one_fails_before_sampling() -> None:
+    rec = recommend(spin, [1000] * 100, system=SYS4, start_method="spawn", budget_s=0.2)
+    assert rec.start_method == "spawn"
+    assert any(r.startswith("start method: spawn (chosen by the call)") for r in rec.reasons)
+    default = recommend(spin, [1000] * 100, system=SYS4, budget_s=0.2)
+    assert default.start_method == SYS4.start_method
+    consumed: list[int] = []
+
+    def gen() -> Iterator[int]:
+        for i in range(10):
+            consumed.append(i)
+            yield i
+
+    with pytest.raises(ValueError, match="unknown start method 'fork-exec'"):
+        recommend(spin, gen(), system=SYS4, start_method="fork-exec")
+    assert consumed == []  # nothing was taken from the caller's iterator

@@ -223,7 +223,8 @@ def test_generator_is_consumed_only_as_far_as_the_sample(tmp_path: Path) -> None
             """
         )
     )
-    r = sample_callsite(PY, str(p), "work", "items()", budget_s=0.2, max_items=20)
+    # A budget far above 20 cheap items: max_items is the limit even under load.
+    r = sample_callsite(PY, str(p), "work", "items()", budget_s=2.0, max_items=20)
     assert r.ok, r.message
     prof = r.profile
     assert prof is not None
@@ -384,3 +385,84 @@ def test_spearman() -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
+
+
+def test_project_search_path_resolves_workspace_imports(tmp_path: Path) -> None:
+    # app/main.py imports a module that lives in the project's src/, not beside it.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "helpers.py").write_text("def g(x):\n    return x + 1\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "helpers.py").write_text("raise ImportError('shadowed')\n")
+    (tmp_path / "app").mkdir()
+    main = tmp_path / "app" / "main.py"
+    main.write_text("import helpers\ndata = [1, 2, 3]\ndef f(x):\n    return helpers.g(x)\n")
+    without = sample_callsite(PY, str(main), "f", "data", budget_s=0.2)
+    assert not without.ok and without.error == "import_error"
+    assert "helpers" in without.message
+    with_path = sample_callsite(
+        PY, str(main), "f", "data", budget_s=0.2, sys_path=[str(tmp_path / "src")]
+    )
+    assert with_path.ok, with_path.message
+    # The given order is kept: the first entry wins over a later one.
+    ordered = sample_callsite(
+        PY,
+        str(main),
+        "f",
+        "data",
+        budget_s=0.2,
+        sys_path=[str(tmp_path / "src"), str(tmp_path / "other")],
+    )
+    assert ordered.ok, ordered.message
+
+
+def _child_error_kinds() -> set[str]:
+    """Every error kind the child script can answer with, read from its source."""
+    import ast
+
+    tree = ast.parse(Path(CHILD_SCRIPT).read_text(encoding="utf-8"))
+    kinds: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "SampleError"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            kinds.add(node.args[0].value)
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(k, ast.Constant)
+                    and k.value == "error"
+                    and isinstance(v, ast.Constant)
+                ):
+                    kinds.add(v.value)
+    return kinds
+
+
+def test_every_error_kind_the_child_sends_is_typed() -> None:
+    from typing import get_args
+
+    from amorsize_lsp.engine.sampler import ErrorKind, error_kind
+
+    declared = set(get_args(ErrorKind))
+    sent = _child_error_kinds()
+    assert sent, "found no error kinds in the child script"
+    assert sent <= declared, sent - declared
+    for kind in declared:
+        assert error_kind(kind) == kind
+    assert error_kind("from_the_future") == "protocol"
+    assert error_kind(None) == "protocol"
+
+
+def test_bad_request_is_a_protocol_error_with_a_typed_kind() -> None:
+    proc = subprocess.run(
+        [PY, CHILD_SCRIPT], input="{not json", capture_output=True, text=True, timeout=60
+    )
+    from amorsize_lsp.engine.sampler import error_kind
+
+    resp = json.loads(proc.stdout)
+    assert resp["ok"] is False
+    assert error_kind(resp["error"]) == resp["error"] == "protocol"
+    assert "bad request" in resp["message"]

@@ -195,3 +195,16 @@ def test_detect_without_calibration_is_cheap_and_complete(
     assert prof.start_method == default_start_method()
     assert len(prof.fingerprint) == 16
     assert SystemProfile.from_dict(json.loads(json.dumps(prof.to_dict()))) == prof
+
+
+def test_parallel_capacity_is_measured_on_request_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain = SystemProfile.detect(calibrate=False)
+    assert plain.parallel_capacity is None
+    loaded = SystemProfile.detect(calibrate=False, measure_load=True)
+    assert loaded.parallel_capacity is not None
+    # Real processes doing real work: some capacity, never more than the cores.
+    assert 0 < loaded.parallel_capacity <= loaded.usable_cores
+    assert system.measure_parallel_capacity(1) == 1.0
+    assert SystemProfile.from_dict(json.loads(json.dumps(loaded.to_dict()))) == loaded
