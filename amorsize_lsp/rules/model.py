@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from amorsize_lsp.analysis.model import CallSite, Span, TextEdit
+from amorsize_lsp.engine.workload import MEASURED, RECORDED, SHARED
 
 if TYPE_CHECKING:
     from amorsize_lsp.engine.workload import Recommendation
@@ -33,7 +34,7 @@ DEFAULT_MIN_ITEMS = 50
 
 
 #: Recommendation sources that rest on a measurement of the function (not a prediction).
-MEASURED_SOURCES = frozenset({"measured", "recorded", "shared"})
+MEASURED_SOURCES = frozenset({MEASURED, RECORDED, SHARED})
 
 
 class Need(str, Enum):
