@@ -179,7 +179,7 @@ class _ModuleScan:
         if depth > 10:
             return FunctionKind.UNKNOWN, None, None
         if isinstance(expr, cst.Lambda):
-            return FunctionKind.LAMBDA, None, None
+            return FunctionKind.LAMBDA, qualname_in(scope, "<lambda>"), None
         if isinstance(expr, cst.Call):
             callee = self.resolver.value(expr.func, scope, order)
             if callee.kind == "dotted" and callee.path in PARTIALS and expr.args:
@@ -392,6 +392,30 @@ class _ModuleScan:
             ),
             constructor=ctor,
         )
+
+
+_COMPREHENSION_NAMES = {
+    cst.ListComp: "<listcomp>",
+    cst.SetComp: "<setcomp>",
+    cst.DictComp: "<dictcomp>",
+    cst.GeneratorExp: "<genexpr>",
+}
+
+
+def qualname_in(scope: Scope, name: str) -> str:
+    """The ``__qualname__`` CPython gives a function ``name`` created in ``scope``.
+
+    AMZ002 pickles a stand-in with it to name the exact error. Comprehensions are
+    functions of their own before 3.12 (``f.<locals>.<listcomp>.<lambda>``); from
+    3.12 list, set and dict comprehensions are inlined (PEP 709), generator
+    expressions are not.
+    """
+    if scope.kind == "comprehension" and scope.parent is not None:
+        label = _COMPREHENSION_NAMES.get(type(scope.node), "<genexpr>")
+        if sys.version_info >= (3, 12) and label != "<genexpr>":
+            return qualname_in(scope.parent, name)
+        return f"{qualname_in(scope.parent, label)}.{name}"
+    return scope.child_qualname(name)
 
 
 def _arith(op: cst.BaseBinaryOp, a: int, b: int) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 
 import pytest
@@ -630,3 +631,33 @@ def test_partial_of_lambda_carries_the_lambda_span_for_complexity() -> None:
     line = src.splitlines()[wrapped.span.line - 1]
     assert line[wrapped.span.column : wrapped.span.end_column] == "lambda x, k: x * k"
     assert not site.function.picklable
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="code objects have co_qualname from 3.11")
+def test_lambda_qualnames_are_what_cpython_gives_them() -> None:
+    # The snippet runs for real on a thread pool; each lambda reports its own
+    # code object's qualname, which the analysis must match.
+    src = textwrap.dedent(
+        """
+        import sys
+        from multiprocessing.pool import ThreadPool
+        found = []
+        with ThreadPool(1) as pool:
+            found += pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            def main():
+                return pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            found += main()
+            class Job:
+                def run(self):
+                    return pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            found += Job().run()
+            found += [pool.map(lambda x: sys._getframe().f_code.co_qualname, [0]) for _ in "a"][0]
+            found += next(pool.map(lambda x: sys._getframe().f_code.co_qualname, [0]) for _ in "a")
+        """
+    )
+    namespace: dict[str, object] = {"__name__": "snippet"}
+    exec(compile(src, "snippet.py", "exec"), namespace)
+    expected = namespace["found"]
+    assert isinstance(expected, list) and "main.<locals>.<lambda>" in expected
+    qualnames = [s.function.qualname for s in find_callsites(src, "snippet.py")]
+    assert qualnames == expected

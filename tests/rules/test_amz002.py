@@ -62,6 +62,24 @@ def test_the_message_names_the_exception_this_python_raises():
     assert "'main.<locals>.inner'" in finding.message
 
 
+def test_a_lambda_inside_a_function_names_the_local_object_error():
+    import sys
+
+    def main():
+        return lambda x: x
+
+    src = (
+        "from multiprocessing import Pool\n"
+        "def main(xs):\n"
+        "    with Pool() as pool:\n"
+        "        return pool.map(lambda x: x, xs)\n"
+    )
+    (finding,) = flagged(src)
+    version = ".".join(map(str, sys.version_info[:2]))
+    assert f"Python {version} raises `{_real_pickling_error(main())}: " in finding.message
+    assert "'main.<locals>.<lambda>'" in finding.message
+
+
 def test_process_executor_lambda_is_flagged():
     src = """
     from concurrent.futures import ProcessPoolExecutor
