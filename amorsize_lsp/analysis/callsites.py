@@ -213,7 +213,7 @@ class _ModuleScan:
                 cls = base.binding.extra
                 if isinstance(cls, Scope):
                     return self._method_kind(cls, attr, default=FunctionKind.STATICMETHOD)
-            if base.kind == "dotted" and base.path:
+            if base.kind in ("dotted", "lookalike") and base.path:
                 path = f"{base.path}.{attr}"
                 return _imported_kind(path), path, None
             if base.kind in ("builtin", "other"):

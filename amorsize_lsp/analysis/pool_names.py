@@ -36,3 +36,23 @@ STAR_EXPORTS: dict[str, tuple[str, ...]] = {
     "functools": ("partial",),
 }
 START_METHODS = frozenset({"fork", "spawn", "forkserver"})
+#: Third-party pools that look like the standard library's (the dill fork, pathos,
+#: ray, mpi4py, celery's billiard, loky/joblib): their semantics differ, so nothing
+#: that comes from these modules is reported, not even with an unknown executor.
+LOOKALIKE_MODULES = frozenset(
+    {
+        "multiprocess",
+        "pathos",
+        "ray.util.multiprocessing",
+        "mpi4py.futures",
+        "billiard",
+        "loky",
+        "joblib",
+    }
+)
+
+
+def is_lookalike(path: str) -> bool:
+    """Whether the dotted ``path`` is (inside) a look-alike pool module."""
+    parts = path.split(".")
+    return any(".".join(parts[:n]) in LOOKALIKE_MODULES for n in range(1, min(len(parts), 3) + 1))

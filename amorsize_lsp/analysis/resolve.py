@@ -15,7 +15,7 @@ from typing import Literal
 
 import libcst as cst
 
-from .pool_names import GET_CONTEXT, POOL_CLASSES, START_METHODS
+from .pool_names import GET_CONTEXT, POOL_CLASSES, START_METHODS, is_lookalike
 from .scopes import Binding, Scope
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -30,6 +30,7 @@ ValueKind = Literal[
     "local_class",
     "self",
     "builtin",
+    "lookalike",
     "other",
     "unknown",
 ]
@@ -50,6 +51,8 @@ class Value:
       subclasses a pool);
     - ``self``: the instance inside a method (``scope`` of the class);
     - ``builtin``: a builtin (``path``); ``other``: known, and not a pool;
+    - ``lookalike``: anything from a third-party look-alike pool module (``path``):
+      never a standard-library pool, never reported;
     - ``unknown``: cannot tell.
     """
 
@@ -150,13 +153,15 @@ class Resolver:
             v = self.value(b.value, b.scope, b.order, depth)
             if v.kind == "cm":
                 return v.inner or UNKNOWN
-            return v if v.kind == "pool" else UNKNOWN
+            return v if v.kind in ("pool", "lookalike") else UNKNOWN
         if b.kind == "param":
             ann = b.extra
             if isinstance(ann, cst.BaseExpression):
                 cls = self.value(ann, b.scope, b.order, depth)
                 if cls.kind == "pool_class":
                     return Value("pool", executor=cls.executor, start_method=cls.start_method)
+                if cls.kind == "lookalike":
+                    return cls
             if b.scope is not None and b.scope.self_name and b.value == b.scope.self_name:
                 return self._self_value(b.scope)
             return UNKNOWN
@@ -197,7 +202,7 @@ class Resolver:
     def _attribute(self, expr: cst.Attribute, scope: Scope, order: int, depth: int) -> Value:
         base = self.value(expr.value, scope, order, depth)
         attr = expr.attr.value
-        if base.kind == "dotted" and base.path:
+        if base.kind in ("dotted", "lookalike") and base.path:
             return _dotted(f"{base.path}.{attr}")
         if base.kind == "context" and attr == "Pool":
             return Value(
@@ -216,11 +221,7 @@ class Resolver:
     def _self_attr(self, cls: Scope, attr: str, depth: int) -> Value:
         bindings = cls.self_attrs.get(attr)
         if bindings:
-            for b in reversed(bindings):
-                v = self.binding(b, depth)
-                if v.kind == "pool":
-                    return v
-            return UNKNOWN
+            return settle([self.binding(b, depth) for b in reversed(bindings)])
         if attr in cls.bindings:
             return self.binding(cls.bindings[attr][-1], depth)
         return UNKNOWN
@@ -242,17 +243,18 @@ class Resolver:
             inner = func.binding.extra
             if isinstance(inner, Scope):
                 return self._call_local_def(inner, depth)
+        if func.kind == "lookalike":
+            return func
         if func.kind in ("builtin", "other", "local_class"):
             return OTHER
         return UNKNOWN
 
     def _call_local_def(self, fn: Scope, depth: int) -> Value:
         sources = fn.yields if fn.is_contextmanager else fn.returns
-        for order, expr in sources:
-            v = self.value(expr, fn, order, depth)
-            if v.kind == "pool":
-                return Value("cm", inner=v) if fn.is_contextmanager else v
-        return UNKNOWN
+        v = settle([self.value(expr, fn, order, depth) for order, expr in sources])
+        if fn.is_contextmanager and v.kind in ("pool", "lookalike"):
+            return Value("cm", inner=v)
+        return v if v.kind in ("pool", "lookalike") else UNKNOWN
 
     def _context_kwarg(self, call: cst.Call, scope: Scope, order: int, depth: int) -> str | None:
         for arg in call.args:
@@ -263,8 +265,31 @@ class Resolver:
         return None
 
 
+#: Values known not to be a standard-library pool.
+KNOWN_NOT_POOL = frozenset({"other", "builtin", "local_class", "lookalike", "context"})
+
+
+def settle(values: list[Value]) -> Value:
+    """One value for an expression that may have any of ``values`` (in preference order).
+
+    A pool if any is one (the first); else a look-alike if any is one; else
+    ``other`` when every value is known not to be a pool; else unknown.
+    """
+    for v in values:
+        if v.kind == "pool":
+            return v
+    for v in values:
+        if v.kind == "lookalike":
+            return v
+    if values and all(v.kind in KNOWN_NOT_POOL for v in values):
+        return OTHER
+    return UNKNOWN
+
+
 def _dotted(path: str) -> Value:
     canonical = POOL_CLASSES.get(path)
     if canonical is not None:
         return Value("pool_class", executor=canonical)
+    if is_lookalike(path):
+        return Value("lookalike", path=path)
     return Value("dotted", path=path)

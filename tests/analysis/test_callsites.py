@@ -274,7 +274,67 @@ CASES = [
         """,
         [("starmap_async", None)],
     ),
+    (
+        "lookalike-prefix-is-a-whole-module-name",
+        """
+        from pathos_helpers import pool
+        from ray.util import queue_pool
+        pool.imap(abs, [1])
+        queue_pool.imap(abs, [1])
+        """,
+        [("imap", None), ("imap", None)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "lookalike-multiprocess-dill-fork",
+        """
+        import multiprocess as mp
+        with mp.Pool(4) as pool:
+            pool.imap(abs, [1])
+            pool.map(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "lookalike-pathos",
+        """
+        from pathos.multiprocessing import ProcessingPool as Pool
+        from pathos.pools import ThreadPool
+        pool = Pool(nodes=4)
+        pool.imap(abs, [1])
+        ThreadPool(2).starmap(pow, [(1, 2)])
+        """,
+        [],
+    ),
+    (
+        "lookalike-ray-mpi4py-billiard",
+        """
+        import ray
+        import billiard
+        from mpi4py import futures
+        from ray.util.multiprocessing import Pool
+        ray.util.multiprocessing.Pool().imap_unordered(abs, [1])
+        Pool().starmap_async(pow, [(1, 2)])
+        with futures.MPIPoolExecutor() as ex:
+            ex.starmap(pow, [(1, 2)])
+        billiard.Pool(2).map_async(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "lookalike-loky-joblib-attributes-and-annotations",
+        """
+        import loky
+        from joblib.pool import MemmappingPool
+        class Runner:
+            def __init__(self):
+                self.pool = loky.get_reusable_executor()
+            def run(self, pool: MemmappingPool):
+                self.pool.starmap(pow, [(1, 2)])
+                pool.imap(abs, [1])
+        """,
+        [],
+    ),
     (
         "unannotated-parameter-map-is-not-reported",
         """
