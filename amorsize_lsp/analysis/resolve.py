@@ -3,7 +3,8 @@
 Works over the scopes from ``scopes.py``. A name is looked up the way Python
 does (function locals, enclosing functions, module, builtins; class bodies are
 skipped from nested functions), and among several bindings of one name the last
-one before the use wins. So ``Pool = list`` after the import makes ``Pool`` a
+one before the use wins, except that a binding in an ``except ImportError``
+handler yields to the import it stands in for. So ``Pool = list`` after the import makes ``Pool`` a
 list, and a local ``class Pool`` is not a pool.
 """
 
@@ -86,11 +87,20 @@ def lookup(name: str, scope: Scope, order: int) -> Binding | None:
         if bindings:
             if first or s.kind == "class":
                 before = [b for b in bindings if b.order < order]
-                return before[-1] if before else bindings[-1]
-            return bindings[-1]
+                return _preferred(before or bindings)
+            return _preferred(bindings)
         first = False
         s = s.parent
     return None
+
+
+def _preferred(bindings: list[Binding]) -> Binding:
+    """The last binding, unless it is an import fallback (``except ImportError:
+    X = None``) and an earlier one is not: the import is what runs the pool."""
+    for b in reversed(bindings):
+        if not b.fallback:
+            return b
+    return bindings[-1]
 
 
 def _module_of(scope: Scope) -> Scope:

@@ -284,7 +284,74 @@ CASES = [
         """,
         [("imap", None), ("imap", None)],
     ),
+    (
+        "import-fallback-none-in-handler",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ImportError:
+            ProcessPoolExecutor = None
+        def run(items):
+            if not ProcessPoolExecutor:
+                return None
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [("map", PPE)],
+    ),
+    (
+        "import-fallback-module-tuple-handler",
+        """
+        try:
+            import multiprocessing.pool as mpp
+        except (ModuleNotFoundError, OSError):
+            mpp = None
+        if mpp is not None:
+            with mpp.ThreadPool(2) as pool:
+                pool.map(abs, [1])
+        """,
+        [("map", TP)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "import-fallback-not-an-import-handler",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ValueError:
+            ProcessPoolExecutor = None
+        def run(items):
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [],
+    ),
+    (
+        "import-fallback-rebound-after-the-try",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ImportError:
+            ProcessPoolExecutor = None
+        ProcessPoolExecutor = None
+        def run(items):
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [],
+    ),
+    (
+        "import-fallback-lookalike-import-wins-over-stdlib",
+        """
+        try:
+            from multiprocess import Pool
+        except ImportError:
+            from multiprocessing import Pool
+        with Pool(2) as pool:
+            pool.imap(abs, [1])
+        """,
+        [],
+    ),
     (
         "lookalike-multiprocess-dill-fork",
         """
