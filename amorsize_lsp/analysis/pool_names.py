@@ -26,6 +26,8 @@ GET_CONTEXT = frozenset(
     }
 )
 PARTIALS = frozenset({"functools.partial"})
+#: Context managers whose ``with`` binds the argument they were given.
+PASS_THROUGH_CMS = frozenset({"contextlib.closing"})
 #: What ``from M import *`` brings in that matters here.
 STAR_EXPORTS: dict[str, tuple[str, ...]] = {
     "multiprocessing": ("Pool", "get_context"),

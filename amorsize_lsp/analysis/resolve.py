@@ -16,7 +16,7 @@ from typing import Literal
 
 import libcst as cst
 
-from .pool_names import GET_CONTEXT, POOL_CLASSES, START_METHODS, is_lookalike
+from .pool_names import GET_CONTEXT, PASS_THROUGH_CMS, POOL_CLASSES, START_METHODS, is_lookalike
 from .scopes import Binding, Scope
 
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -252,19 +252,61 @@ class Resolver:
         if func.kind == "func" and func.binding is not None:
             inner = func.binding.extra
             if isinstance(inner, Scope):
-                return self._call_local_def(inner, depth)
+                return self._call_local_def(inner, expr, scope, order, depth)
+        if func.kind == "dotted" and func.path in PASS_THROUGH_CMS and expr.args:
+            v = self.value(expr.args[0].value, scope, order, depth)
+            return Value("cm", inner=v) if v.kind in ("pool", "lookalike") else UNKNOWN
         if func.kind == "lookalike":
             return func
         if func.kind in ("builtin", "other", "local_class"):
             return OTHER
         return UNKNOWN
 
-    def _call_local_def(self, fn: Scope, depth: int) -> Value:
+    def _call_local_def(
+        self, fn: Scope, call: cst.Call, scope: Scope, order: int, depth: int
+    ) -> Value:
+        """What calling the def ``fn`` gives (``cm``: what its ``with`` binds).
+
+        A returned or yielded parameter is a pass-through (``@contextmanager def
+        closing(pool): yield pool``): its value is the argument of this call.
+        """
         sources = fn.yields if fn.is_contextmanager else fn.returns
-        v = settle([self.value(expr, fn, order, depth) for order, expr in sources])
-        if fn.is_contextmanager and v.kind in ("pool", "lookalike"):
+        values = []
+        for at, expr in sources:
+            arg = self._passed_argument(fn, expr, at, call)
+            if arg is not None:
+                values.append(self.value(arg, scope, order, depth))
+            else:
+                values.append(self.value(expr, fn, at, depth))
+        v = settle(values)
+        if fn.is_contextmanager and v.kind != "unknown":
             return Value("cm", inner=v)
-        return v if v.kind in ("pool", "lookalike") else UNKNOWN
+        return v
+
+    @staticmethod
+    def _passed_argument(
+        fn: Scope, expr: cst.BaseExpression, at: int, call: cst.Call
+    ) -> cst.BaseExpression | None:
+        """The argument of ``call`` that ``expr`` (a parameter of ``fn``) receives."""
+        if not isinstance(expr, cst.Name) or not isinstance(fn.node, cst.FunctionDef):
+            return None
+        if fn.enclosing_class is not None:
+            return None  # a method: the receiver shifts the arguments
+        b = lookup(expr.value, fn, at)
+        if b is None or b.kind != "param" or b.scope is not fn:
+            return None
+        params = fn.node.params
+        positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+        keyword_ok = expr.value not in {p.name.value for p in params.posonly_params}
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                return None
+            if arg.keyword is None:
+                if i < len(positional) and positional[i] == expr.value:
+                    return arg.value
+            elif keyword_ok and arg.keyword.value == expr.value:
+                return arg.value
+        return None
 
     def _context_kwarg(self, call: cst.Call, scope: Scope, order: int, depth: int) -> str | None:
         for arg in call.args:

@@ -312,7 +312,88 @@ CASES = [
         """,
         [("map", TP)],
     ),
+    (
+        "pass-through-contextmanager",
+        """
+        from contextlib import contextmanager
+        from multiprocessing import Pool as ProcessPool
+        @contextmanager
+        def closing(pool):
+            try:
+                yield pool
+            finally:
+                pool.terminate()
+        def main(xs):
+            with closing(ProcessPool()) as pool:
+                return list(pool.imap(abs, xs))
+        """,
+        [("imap", MP)],
+    ),
+    (
+        "pass-through-keyword-argument-and-helper",
+        """
+        import contextlib
+        import concurrent.futures as cf
+        @contextlib.contextmanager
+        def logged(label, executor=None):
+            print(label)
+            yield executor
+        def started(pool):
+            return pool
+        with logged("x", executor=cf.ThreadPoolExecutor(2)) as ex:
+            ex.map(abs, [1])
+        started(cf.ProcessPoolExecutor()).map(abs, [1])
+        """,
+        [("map", TPE), ("map", PPE)],
+    ),
+    (
+        "pass-through-contextlib-closing",
+        """
+        import contextlib
+        from multiprocessing.pool import ThreadPool
+        with contextlib.closing(ThreadPool(4)) as pool:
+            pool.map(abs, [1])
+        """,
+        [("map", TP)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "pass-through-argument-is-not-a-pool",
+        """
+        from contextlib import contextmanager
+        import multiprocessing
+        @contextmanager
+        def closing(thing):
+            try:
+                yield thing
+            finally:
+                thing.close()
+        with closing(open("data")) as handle:
+            handle.imap(abs, [1])
+        with closing(multiprocessing.Pool) as cls:
+            cls.map(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "pass-through-parameter-rebound-before-yield",
+        """
+        from contextlib import contextmanager
+        from multiprocessing import Pool
+        @contextmanager
+        def replaced(pool):
+            pool = dict()
+            yield pool
+        @contextmanager
+        def other_parameter(pool, label):
+            yield label
+        with replaced(Pool(2)) as d:
+            d.map(abs, [1])
+        with other_parameter(Pool(2), "x") as s:
+            s.map(abs, [1])
+        """,
+        [],
+    ),
     (
         "import-fallback-not-an-import-handler",
         """
