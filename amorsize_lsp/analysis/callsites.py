@@ -209,6 +209,10 @@ class _ModuleScan:
             if base.kind == "self" and base.scope is not None:
                 cls = base.scope
                 return self._method_kind(cls, attr, default=FunctionKind.BOUND_METHOD)
+            if base.kind == "instance" and base.binding is not None:
+                cls = base.binding.extra
+                if isinstance(cls, Scope):
+                    return self._method_kind(cls, attr, default=FunctionKind.BOUND_METHOD)
             if base.kind == "local_class" and base.binding is not None:
                 cls = base.binding.extra
                 if isinstance(cls, Scope):
@@ -240,7 +244,7 @@ class _ModuleScan:
         site_records: list[tuple[CallRecord, Value | None]] = []
         for rec in self.builder.calls:
             callee = self.resolver.value(rec.node.func, rec.scope, rec.order)
-            if callee.kind == "pool_class" or (callee.kind == "local_class" and callee.executor):
+            if callee.kind in ("pool_class", "local_class") and callee.executor:
                 ctor_records[id(rec.node)] = (
                     rec,
                     self.resolver.value(rec.node, rec.scope, rec.order),

@@ -356,7 +356,90 @@ CASES = [
         """,
         [("map", TP)],
     ),
+    (
+        "wrapper-class-its-inner-pool-is-the-site",
+        """
+        from multiprocessing import Pool
+        class LimitingPool:
+            def __init__(self, processes, max_pending=16):
+                self._pool = Pool(processes)
+            def imap(self, func, items):
+                return self._pool.imap(func, items, chunksize=4)
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                self._pool.terminate()
+        def main(xs):
+            with LimitingPool(4) as pool:
+                return list(pool.imap(abs, xs))
+        """,
+        [("imap", MP)],
+    ),
+    (
+        "wrapper-class-enter-returns-the-pool",
+        """
+        from multiprocessing.pool import ThreadPool
+        class Managed:
+            def __init__(self):
+                self.pool = ThreadPool(2)
+            def __enter__(self):
+                return self.pool
+            def __exit__(self, *exc):
+                self.pool.close()
+        with Managed() as pool:
+            pool.map(abs, [1])
+        Managed().pool.map(abs, [1])
+        """,
+        [("map", TP), ("map", TP)],
+    ),
+    (
+        "wrapper-class-inherits-enter-from-an-unknown-base",
+        """
+        from myapp.base import Resource
+        class Wrapped(Resource):
+            pass
+        with Wrapped() as pool:
+            pool.imap(abs, [1])
+        """,
+        [("imap", None)],
+    ),
+    (
+        "annotated-with-a-local-pool-subclass",
+        """
+        from multiprocessing.pool import Pool
+        class Quiet(Pool):
+            def imap(self, func, items, chunksize=1):
+                return super().imap(func, items, chunksize)
+        def run(pool: Quiet, xs):
+            return pool.imap(abs, xs)
+        """,
+        [("imap", MP)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "wrapper-class-instances-annotations-attributes-helpers",
+        """
+        import multiprocessing
+        class LimitingPool:
+            def __init__(self, processes):
+                self.processes = processes
+            def imap(self, func, items):
+                return map(func, items)
+            starmap = imap
+        def make():
+            return LimitingPool(2)
+        class Job:
+            def __init__(self):
+                self.pool = LimitingPool(2)
+            def run(self, xs, pool: LimitingPool):
+                self.pool.starmap(pow, xs)
+                pool.imap_unordered(abs, xs)
+        pool = LimitingPool(multiprocessing.cpu_count())
+        pool.imap(abs, [1])
+        make().imap(abs, [1])
+        """,
+        [],
+    ),
     (
         "pass-through-argument-is-not-a-pool",
         """
