@@ -415,7 +415,65 @@ CASES = [
         """,
         [("imap", MP)],
     ),
+    (
+        "class-attribute-factory-per-subclass",
+        """
+        import multiprocessing
+        import multiprocessing.dummy
+        from multiprocessing.pool import Pool
+        class Base:
+            POOL_TYPE = None
+            def run(self, items):
+                with self.POOL_TYPE(4) as pool:
+                    pool.map(abs, items)
+                    return self.process(pool, items)
+        class Spawned(Base):
+            POOL_TYPE = multiprocessing.get_context("spawn").Pool
+            def process(self, pool: Pool, items):
+                return pool.imap(abs, items)
+        class Threaded(Base):
+            POOL_TYPE = multiprocessing.dummy.Pool
+            def process(self, pool: multiprocessing.pool.Pool, items):
+                return pool.imap(abs, items)
+        """,
+        [("map", None), ("imap", MP), ("imap", TP)],
+    ),
+    (
+        "class-attribute-factory-subclasses-agree-cls-and-helpers",
+        """
+        import multiprocessing.dummy
+        class Base:
+            def run(self, items):
+                with self.make() as pool:
+                    return pool.imap(abs, items)
+            @classmethod
+            def make(cls):
+                return cls.POOL_TYPE(2)
+        class Fast(Base):
+            POOL_TYPE = multiprocessing.dummy.Pool
+        class Faster(Fast):
+            def run(self, items):
+                with self.POOL_TYPE() as pool:
+                    return pool.map(abs, items)
+        """,
+        [("imap", TP), ("map", TP)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "class-attribute-not-a-pool-factory",
+        """
+        import multiprocessing
+        class Base:
+            def run(self, items):
+                with self.POOL_TYPE() as pool:
+                    return pool.map(abs, items)
+        class Plain(Base):
+            POOL_TYPE = dict
+        class Unrelated:
+            POOL_TYPE = multiprocessing.Pool
+        """,
+        [],
+    ),
     (
         "wrapper-class-instances-annotations-attributes-helpers",
         """
@@ -703,6 +761,25 @@ def test_the_cases_cover_every_executor_method_and_trap() -> None:
     names = sorted(POOL_METHODS | {q.rpartition(".")[2] for q in EXECUTOR_KINDS})
     call = re.compile(rf"\b(?:{'|'.join(names)})\s*\(")
     assert [c[0] for c in negatives if not call.search(c[1])] == []
+
+
+def test_class_attribute_factory_keeps_its_start_method() -> None:
+    found = sites(
+        """
+        import multiprocessing as mp
+        from multiprocessing.pool import Pool
+        class Base:
+            def run(self, items):
+                with self.POOL_TYPE(2) as pool:
+                    return pool.map(abs, items)
+        class Spawned(Base):
+            POOL_TYPE = mp.get_context("spawn").Pool
+            def process(self, pool: Pool, items):
+                return pool.imap(abs, items)
+        """
+    )
+    assert [(s.executor, s.start_method) for s in found] == [(MP, "spawn"), (MP, "spawn")]
+    assert found[0].constructor is not None and found[0].constructor.start_method == "spawn"
 
 
 def test_start_method_from_context_and_mp_context() -> None:
