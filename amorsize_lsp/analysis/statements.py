@@ -14,8 +14,8 @@ its text, so that an editor re-parses only the statements that changed:
   that names resolve;
 - for any other def or class that a parsed statement names, only a stub binding
   (its name and kind), which is all resolution needs of it; except a def that
-  returns or yields a parameter (a pass-through) and a class that a parsed
-  class derives from, which are parsed whole.
+  returns or yields a parameter (a pass-through) and the base of a parsed
+  class that sets a pool factory as a class attribute, which are parsed whole.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def _needs_body(h: Statement, word: str, user: Statement) -> bool:
     A function that returns or yields one of its parameters passes the caller's
     argument through (``@contextmanager def closing(pool): yield pool``), and a
     class that a parsed class derives from may hold the method that builds the
-    pool (``self.POOL_TYPE(...)``): both need their bodies; other defs, a stub.
+    pool (``self.POOL_TYPE(...)``) when that class sets the factory: both need
+    their bodies; other defs, a stub.
     """
     for node in h.nodes:
         if node.name != word:  # type: ignore[attr-defined]
@@ -142,16 +143,28 @@ def _needs_body(h: Statement, word: str, user: Statement) -> bool:
 
 
 def _base_names(g: Statement) -> set[str]:
+    """Bases of the classes in ``g`` that set a pool factory as a class attribute."""
     names: set[str] = set()
     for node in g.nodes:
         for sub in ast.walk(node):
-            if isinstance(sub, ast.ClassDef):
+            if isinstance(sub, ast.ClassDef) and _sets_a_pool_factory(sub):
                 for base in sub.bases:
                     while isinstance(base, ast.Attribute):
                         base = base.value
                     if isinstance(base, ast.Name):
                         names.add(base.id)
     return names
+
+
+def _sets_a_pool_factory(cls: ast.ClassDef) -> bool:
+    """``POOL_TYPE = mp.get_context("spawn").Pool`` (or any pool name) in the class body."""
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            for sub in ast.walk(stmt.value):
+                word = sub.id if isinstance(sub, ast.Name) else getattr(sub, "attr", "")
+                if "Pool" in word or word == "get_context":
+                    return True
+    return False
 
 
 def _passes_a_parameter(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
