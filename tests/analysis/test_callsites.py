@@ -746,6 +746,15 @@ def test_receiver_resolution(source: str, expected: list[tuple[str, str | None]]
     assert summary(source) == expected
 
 
+@pytest.mark.parametrize("source", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_statement_selection_agrees_with_a_full_parse(source: str) -> None:
+    # The patterns need some defs and classes whole (pass-through context managers,
+    # bases of classes that set a pool factory): the selection must keep them.
+    text = textwrap.dedent(source)
+    full = analyze_text(text, "snippet.py", select_statements=False).callsites
+    assert [(s.method, s.executor) for s in full] == summary(source)
+
+
 def test_the_cases_cover_every_executor_method_and_trap() -> None:
     # Derived from the model: a pool class or a method added there needs a case here.
     ids = [c[0] for c in CASES]
