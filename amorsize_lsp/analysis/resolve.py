@@ -320,6 +320,8 @@ class Resolver:
                 values.append(instance)
             else:
                 values.append(self.value(expr, fn, at, depth))
+        if values and all(v is instance for v in values):
+            return instance  # ``return self``: its attributes still resolve
         return settle(values)
 
     def _class_value(self, b: Binding, depth: int = 0) -> Value:

@@ -371,9 +371,10 @@ CASES = [
                 self._pool.terminate()
         def main(xs):
             with LimitingPool(4) as pool:
+                pool._pool.map(abs, xs)
                 return list(pool.imap(abs, xs))
         """,
-        [("imap", MP)],
+        [("imap", MP), ("map", MP)],
     ),
     (
         "wrapper-class-enter-returns-the-pool",
