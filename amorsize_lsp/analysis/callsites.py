@@ -183,7 +183,7 @@ class _ModuleScan:
         if depth > 10:
             return FunctionKind.UNKNOWN, None, None
         if isinstance(expr, cst.Lambda):
-            return FunctionKind.LAMBDA, None, None
+            return FunctionKind.LAMBDA, qualname_in(scope, "<lambda>"), None
         if isinstance(expr, cst.Call):
             callee = self.resolver.value(expr.func, scope, order)
             if callee.kind == "dotted" and callee.path in PARTIALS and expr.args:
@@ -213,11 +213,15 @@ class _ModuleScan:
             if base.kind == "self" and base.scope is not None:
                 cls = base.scope
                 return self._method_kind(cls, attr, default=FunctionKind.BOUND_METHOD)
+            if base.kind == "instance" and base.binding is not None:
+                cls = base.binding.extra
+                if isinstance(cls, Scope):
+                    return self._method_kind(cls, attr, default=FunctionKind.BOUND_METHOD)
             if base.kind == "local_class" and base.binding is not None:
                 cls = base.binding.extra
                 if isinstance(cls, Scope):
                     return self._method_kind(cls, attr, default=FunctionKind.STATICMETHOD)
-            if base.kind == "dotted" and base.path:
+            if base.kind in ("dotted", "lookalike") and base.path:
                 path = f"{base.path}.{attr}"
                 return _imported_kind(path), path, None
             if base.kind in ("builtin", "other"):
@@ -244,7 +248,7 @@ class _ModuleScan:
         site_records: list[tuple[CallRecord, Value | None]] = []
         for rec in self.builder.calls:
             callee = self.resolver.value(rec.node.func, rec.scope, rec.order)
-            if callee.kind == "pool_class" or (callee.kind == "local_class" and callee.executor):
+            if callee.kind in ("pool_class", "local_class") and callee.executor:
                 ctor_records[id(rec.node)] = (
                     rec,
                     self.resolver.value(rec.node, rec.scope, rec.order),
@@ -430,6 +434,30 @@ class _ModuleScan:
             ),
             constructor=ctor,
         )
+
+
+_COMPREHENSION_NAMES = {
+    cst.ListComp: "<listcomp>",
+    cst.SetComp: "<setcomp>",
+    cst.DictComp: "<dictcomp>",
+    cst.GeneratorExp: "<genexpr>",
+}
+
+
+def qualname_in(scope: Scope, name: str) -> str:
+    """The ``__qualname__`` CPython gives a function ``name`` created in ``scope``.
+
+    AMZ002 pickles a stand-in with it to name the exact error. Comprehensions are
+    functions of their own before 3.12 (``f.<locals>.<listcomp>.<lambda>``); from
+    3.12 list, set and dict comprehensions are inlined (PEP 709), generator
+    expressions are not.
+    """
+    if scope.kind == "comprehension" and scope.parent is not None:
+        label = _COMPREHENSION_NAMES.get(type(scope.node), "<genexpr>")
+        if sys.version_info >= (3, 12) and label != "<genexpr>":
+            return qualname_in(scope.parent, name)
+        return f"{qualname_in(scope.parent, label)}.{name}"
+    return scope.child_qualname(name)
 
 
 def _arith(op: cst.BaseBinaryOp, a: int, b: int) -> int | None:

@@ -26,6 +26,8 @@ GET_CONTEXT = frozenset(
     }
 )
 PARTIALS = frozenset({"functools.partial"})
+#: Context managers whose ``with`` binds the argument they were given.
+PASS_THROUGH_CMS = frozenset({"contextlib.closing"})
 #: What ``from M import *`` brings in that matters here.
 STAR_EXPORTS: dict[str, tuple[str, ...]] = {
     "multiprocessing": ("Pool", "get_context"),
@@ -36,3 +38,23 @@ STAR_EXPORTS: dict[str, tuple[str, ...]] = {
     "functools": ("partial",),
 }
 START_METHODS = frozenset({"fork", "spawn", "forkserver"})
+#: Third-party pools that look like the standard library's (the dill fork, pathos,
+#: ray, mpi4py, celery's billiard, loky/joblib): their semantics differ, so nothing
+#: that comes from these modules is reported, not even with an unknown executor.
+LOOKALIKE_MODULES = frozenset(
+    {
+        "multiprocess",
+        "pathos",
+        "ray.util.multiprocessing",
+        "mpi4py.futures",
+        "billiard",
+        "loky",
+        "joblib",
+    }
+)
+
+
+def is_lookalike(path: str) -> bool:
+    """Whether the dotted ``path`` is (inside) a look-alike pool module."""
+    parts = path.split(".")
+    return any(".".join(parts[:n]) in LOOKALIKE_MODULES for n in range(1, min(len(parts), 3) + 1))

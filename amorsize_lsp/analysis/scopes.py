@@ -45,6 +45,8 @@ class Binding:
     value: cst.CSTNode | str | None = None
     scope: Scope | None = None  # where ``value`` is evaluated
     extra: Scope | cst.BaseExpression | None = None
+    #: Made in an ``except ImportError`` handler: what runs only when an import failed.
+    fallback: bool = False
 
 
 @dataclass(eq=False)
@@ -153,6 +155,17 @@ def _target_names(target: cst.BaseExpression) -> list[cst.Name]:
     return []
 
 
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+
+
+def _catches_import_error(kind: cst.BaseExpression | None) -> bool:
+    if isinstance(kind, cst.Tuple):
+        return any(_catches_import_error(el.value) for el in kind.elements)
+    if isinstance(kind, cst.Attribute):
+        return kind.attr.value in _IMPORT_ERRORS
+    return isinstance(kind, cst.Name) and kind.value in _IMPORT_ERRORS
+
+
 def _decorator_names(node: cst.FunctionDef) -> set[str]:
     names = set()
     for dec in node.decorators:
@@ -238,6 +251,7 @@ class ScopeBuilder:
         self._with_items: set[int] = set()
         self._assigned: dict[int, tuple[str | None, str | None]] = {}
         self._scope_of: dict[int, Scope] = {}
+        self._handler_start: list[int | None] = []
 
     # -- helpers -------------------------------------------------------------
     def _next(self) -> int:
@@ -435,6 +449,15 @@ class ScopeBuilder:
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.name is not None:
             self._bind_target(node.name.name, "unknown", None)
+        self._handler_start.append(self.order if _catches_import_error(node.type) else None)
+
+    def leave_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        start = self._handler_start.pop()
+        if start is not None:  # bindings made in an import fallback handler
+            for scope in {id(s): s for s in (self.scope, self.module_scope)}.values():
+                for bindings in scope.bindings.values():
+                    for b in bindings:
+                        b.fallback = b.fallback or b.order > start
 
     def visit_Return(self, node: cst.Return) -> None:
         if node.value is not None:

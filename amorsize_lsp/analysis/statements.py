@@ -13,7 +13,9 @@ its text, so that an editor re-parses only the statements that changed:
 - the imports and assignments that bind names the parsed statements use, so
   that names resolve;
 - for any other def or class that a parsed statement names, only a stub binding
-  (its name and kind), which is all resolution needs of it.
+  (its name and kind), which is all resolution needs of it; except a def that
+  returns or yields a parameter (a pass-through) and the base of a parsed
+  class that sets a pool factory as a class attribute, which are parsed whole.
 """
 
 from __future__ import annotations
@@ -121,6 +123,68 @@ def _is_definition(g: Statement) -> bool:
     )
 
 
+def _needs_body(h: Statement, word: str, user: Statement) -> bool:
+    """Whether the def or class ``h``, named ``word`` in ``user``, must be parsed whole.
+
+    A function that returns or yields one of its parameters passes the caller's
+    argument through (``@contextmanager def closing(pool): yield pool``), and a
+    class that a parsed class derives from may hold the method that builds the
+    pool (``self.POOL_TYPE(...)``) when that class sets the factory: both need
+    their bodies; other defs, a stub.
+    """
+    for node in h.nodes:
+        if node.name != word:  # type: ignore[attr-defined]
+            continue
+        if isinstance(node, ast.ClassDef):
+            return word in _base_names(user)
+        if _passes_a_parameter(node):  # type: ignore[arg-type]
+            return True
+    return False
+
+
+def _base_names(g: Statement) -> set[str]:
+    """Bases of the classes in ``g`` that set a pool factory as a class attribute."""
+    names: set[str] = set()
+    for node in g.nodes:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.ClassDef) and _sets_a_pool_factory(sub):
+                for base in sub.bases:
+                    while isinstance(base, ast.Attribute):
+                        base = base.value
+                    if isinstance(base, ast.Name):
+                        names.add(base.id)
+    return names
+
+
+def _sets_a_pool_factory(cls: ast.ClassDef) -> bool:
+    """``POOL_TYPE = mp.get_context("spawn").Pool`` (or any pool name) in the class body."""
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            for sub in ast.walk(stmt.value):
+                word = sub.id if isinstance(sub, ast.Name) else getattr(sub, "attr", "")
+                if "Pool" in word or word == "get_context":
+                    return True
+    return False
+
+
+def _passes_a_parameter(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    args = fn.args
+    params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+    stack: list[ast.AST] = list(fn.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if (
+            isinstance(node, (ast.Return, ast.Yield))
+            and isinstance(node.value, ast.Name)
+            and node.value.id in params
+        ):
+            return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
 def select(groups: list[Statement]) -> None:
     """Set each statement's ``mode``: parse it fully, bind stubs, or skip it."""
     relevant = [_POOL_TEXT.search(g.text) is not None for g in groups]
@@ -150,7 +214,7 @@ def select(groups: list[Statement]) -> None:
                 h = groups[j]
                 if h.mode == "full":
                     continue
-                if _is_definition(h):
+                if _is_definition(h) and not _needs_body(h, word, g):
                     h.mode = "stub"
                     h.stubs = [
                         (n.name, "class" if isinstance(n, ast.ClassDef) else "def")

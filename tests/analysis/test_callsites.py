@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 
 import pytest
@@ -273,7 +274,357 @@ CASES = [
         """,
         [("starmap_async", None)],
     ),
+    (
+        "lookalike-prefix-is-a-whole-module-name",
+        """
+        from pathos_helpers import pool
+        from ray.util import queue_pool
+        pool.imap(abs, [1])
+        queue_pool.imap(abs, [1])
+        """,
+        [("imap", None), ("imap", None)],
+    ),
+    (
+        "import-fallback-none-in-handler",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ImportError:
+            ProcessPoolExecutor = None
+        def run(items):
+            if not ProcessPoolExecutor:
+                return None
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [("map", PPE)],
+    ),
+    (
+        "import-fallback-module-tuple-handler",
+        """
+        try:
+            import multiprocessing.pool as mpp
+        except (ModuleNotFoundError, OSError):
+            mpp = None
+        if mpp is not None:
+            with mpp.ThreadPool(2) as pool:
+                pool.map(abs, [1])
+        """,
+        [("map", TP)],
+    ),
+    (
+        "pass-through-contextmanager",
+        """
+        from contextlib import contextmanager
+        from multiprocessing import Pool as ProcessPool
+        @contextmanager
+        def closing(pool):
+            try:
+                yield pool
+            finally:
+                pool.terminate()
+        def main(xs):
+            with closing(ProcessPool()) as pool:
+                return list(pool.imap(abs, xs))
+        """,
+        [("imap", MP)],
+    ),
+    (
+        "pass-through-keyword-argument-and-helper",
+        """
+        import contextlib
+        import concurrent.futures as cf
+        @contextlib.contextmanager
+        def logged(label, executor=None):
+            print(label)
+            yield executor
+        def started(pool):
+            return pool
+        with logged("x", executor=cf.ThreadPoolExecutor(2)) as ex:
+            ex.map(abs, [1])
+        started(cf.ProcessPoolExecutor()).map(abs, [1])
+        """,
+        [("map", TPE), ("map", PPE)],
+    ),
+    (
+        "pass-through-contextlib-closing",
+        """
+        import contextlib
+        from multiprocessing.pool import ThreadPool
+        with contextlib.closing(ThreadPool(4)) as pool:
+            pool.map(abs, [1])
+        """,
+        [("map", TP)],
+    ),
+    (
+        "wrapper-class-its-inner-pool-is-the-site",
+        """
+        from multiprocessing import Pool
+        class LimitingPool:
+            def __init__(self, processes, max_pending=16):
+                self._pool = Pool(processes)
+            def imap(self, func, items):
+                return self._pool.imap(func, items, chunksize=4)
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                self._pool.terminate()
+        def main(xs):
+            with LimitingPool(4) as pool:
+                pool._pool.map(abs, xs)
+                return list(pool.imap(abs, xs))
+        """,
+        [("imap", MP), ("map", MP)],
+    ),
+    (
+        "wrapper-class-enter-returns-the-pool",
+        """
+        from multiprocessing.pool import ThreadPool
+        class Managed:
+            def __init__(self):
+                self.pool = ThreadPool(2)
+            def __enter__(self):
+                return self.pool
+            def __exit__(self, *exc):
+                self.pool.close()
+        with Managed() as pool:
+            pool.map(abs, [1])
+        Managed().pool.map(abs, [1])
+        """,
+        [("map", TP), ("map", TP)],
+    ),
+    (
+        "wrapper-class-inherits-enter-from-an-unknown-base",
+        """
+        from myapp.base import Resource
+        class Wrapped(Resource):
+            pass
+        with Wrapped() as pool:
+            pool.imap(abs, [1])
+        """,
+        [("imap", None)],
+    ),
+    (
+        "annotated-with-a-local-pool-subclass",
+        """
+        from multiprocessing.pool import Pool
+        class Quiet(Pool):
+            def imap(self, func, items, chunksize=1):
+                return super().imap(func, items, chunksize)
+        def run(pool: Quiet, xs):
+            return pool.imap(abs, xs)
+        """,
+        [("imap", MP)],
+    ),
+    (
+        "class-attribute-factory-per-subclass",
+        """
+        import multiprocessing
+        import multiprocessing.dummy
+        from multiprocessing.pool import Pool
+        class Base:
+            POOL_TYPE = None
+            def run(self, items):
+                with self.POOL_TYPE(4) as pool:
+                    pool.map(abs, items)
+                    return self.process(pool, items)
+        class Spawned(Base):
+            POOL_TYPE = multiprocessing.get_context("spawn").Pool
+            def process(self, pool: Pool, items):
+                return pool.imap(abs, items)
+        class Threaded(Base):
+            POOL_TYPE = multiprocessing.dummy.Pool
+            def process(self, pool: multiprocessing.pool.Pool, items):
+                return pool.imap(abs, items)
+        """,
+        [("map", None), ("imap", MP), ("imap", TP)],
+    ),
+    (
+        "class-attribute-factory-subclasses-agree-cls-and-helpers",
+        """
+        import multiprocessing.dummy
+        class Base:
+            def run(self, items):
+                with self.make() as pool:
+                    return pool.imap(abs, items)
+            @classmethod
+            def make(cls):
+                return cls.POOL_TYPE(2)
+        class Fast(Base):
+            POOL_TYPE = multiprocessing.dummy.Pool
+        class Faster(Fast):
+            def run(self, items):
+                with self.POOL_TYPE() as pool:
+                    return pool.map(abs, items)
+        """,
+        [("imap", TP), ("map", TP)],
+    ),
     # ---- negatives -----------------------------------------------------------
+    (
+        "class-attribute-not-a-pool-factory",
+        """
+        import multiprocessing
+        class Base:
+            def run(self, items):
+                with self.POOL_TYPE() as pool:
+                    return pool.map(abs, items)
+        class Plain(Base):
+            POOL_TYPE = dict
+        class Unrelated:
+            POOL_TYPE = multiprocessing.Pool
+        """,
+        [],
+    ),
+    (
+        "wrapper-class-instances-annotations-attributes-helpers",
+        """
+        import multiprocessing
+        class LimitingPool:
+            def __init__(self, processes):
+                self.processes = processes
+            def imap(self, func, items):
+                return map(func, items)
+            starmap = imap
+        def make():
+            return LimitingPool(2)
+        class Job:
+            def __init__(self):
+                self.pool = LimitingPool(2)
+            def run(self, xs, pool: LimitingPool):
+                self.pool.starmap(pow, xs)
+                pool.imap_unordered(abs, xs)
+        pool = LimitingPool(multiprocessing.cpu_count())
+        pool.imap(abs, [1])
+        make().imap(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "pass-through-argument-is-not-a-pool",
+        """
+        from contextlib import contextmanager
+        import multiprocessing
+        @contextmanager
+        def closing(thing):
+            try:
+                yield thing
+            finally:
+                thing.close()
+        with closing(open("data")) as handle:
+            handle.imap(abs, [1])
+        with closing(multiprocessing.Pool) as cls:
+            cls.map(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "pass-through-parameter-rebound-before-yield",
+        """
+        from contextlib import contextmanager
+        from multiprocessing import Pool
+        @contextmanager
+        def replaced(pool):
+            pool = dict()
+            yield pool
+        @contextmanager
+        def other_parameter(pool, label):
+            yield label
+        with replaced(Pool(2)) as d:
+            d.map(abs, [1])
+        with other_parameter(Pool(2), "x") as s:
+            s.map(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "import-fallback-not-an-import-handler",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ValueError:
+            ProcessPoolExecutor = None
+        def run(items):
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [],
+    ),
+    (
+        "import-fallback-rebound-after-the-try",
+        """
+        try:
+            from concurrent.futures import ProcessPoolExecutor
+        except ImportError:
+            ProcessPoolExecutor = None
+        ProcessPoolExecutor = None
+        def run(items):
+            with ProcessPoolExecutor(4) as executor:
+                return list(executor.map(abs, items))
+        """,
+        [],
+    ),
+    (
+        "import-fallback-lookalike-import-wins-over-stdlib",
+        """
+        try:
+            from multiprocess import Pool
+        except ImportError:
+            from multiprocessing import Pool
+        with Pool(2) as pool:
+            pool.imap(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "lookalike-multiprocess-dill-fork",
+        """
+        import multiprocess as mp
+        with mp.Pool(4) as pool:
+            pool.imap(abs, [1])
+            pool.map(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "lookalike-pathos",
+        """
+        from pathos.multiprocessing import ProcessingPool as Pool
+        from pathos.pools import ThreadPool
+        pool = Pool(nodes=4)
+        pool.imap(abs, [1])
+        ThreadPool(2).starmap(pow, [(1, 2)])
+        """,
+        [],
+    ),
+    (
+        "lookalike-ray-mpi4py-billiard",
+        """
+        import ray
+        import billiard
+        from mpi4py import futures
+        from ray.util.multiprocessing import Pool
+        ray.util.multiprocessing.Pool().imap_unordered(abs, [1])
+        Pool().starmap_async(pow, [(1, 2)])
+        with futures.MPIPoolExecutor() as ex:
+            ex.starmap(pow, [(1, 2)])
+        billiard.Pool(2).map_async(abs, [1])
+        """,
+        [],
+    ),
+    (
+        "lookalike-loky-joblib-attributes-and-annotations",
+        """
+        import loky
+        from joblib.pool import MemmappingPool
+        class Runner:
+            def __init__(self):
+                self.pool = loky.get_reusable_executor()
+            def run(self, pool: MemmappingPool):
+                self.pool.starmap(pow, [(1, 2)])
+                pool.imap(abs, [1])
+        """,
+        [],
+    ),
     (
         "unannotated-parameter-map-is-not-reported",
         """
@@ -396,6 +747,15 @@ def test_receiver_resolution(source: str, expected: list[tuple[str, str | None]]
     assert summary(source) == expected
 
 
+@pytest.mark.parametrize("source", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_statement_selection_agrees_with_a_full_parse(source: str) -> None:
+    # The patterns need some defs and classes whole (pass-through context managers,
+    # bases of classes that set a pool factory): the selection must keep them.
+    text = textwrap.dedent(source)
+    full = analyze_text(text, "snippet.py", select_statements=False).callsites
+    assert [(s.method, s.executor) for s in full] == summary(source)
+
+
 def test_the_cases_cover_every_executor_method_and_trap() -> None:
     # Derived from the model: a pool class or a method added there needs a case here.
     ids = [c[0] for c in CASES]
@@ -411,6 +771,25 @@ def test_the_cases_cover_every_executor_method_and_trap() -> None:
     names = sorted(POOL_METHODS | {q.rpartition(".")[2] for q in EXECUTOR_KINDS})
     call = re.compile(rf"\b(?:{'|'.join(names)})\s*\(")
     assert [c[0] for c in negatives if not call.search(c[1])] == []
+
+
+def test_class_attribute_factory_keeps_its_start_method() -> None:
+    found = sites(
+        """
+        import multiprocessing as mp
+        from multiprocessing.pool import Pool
+        class Base:
+            def run(self, items):
+                with self.POOL_TYPE(2) as pool:
+                    return pool.map(abs, items)
+        class Spawned(Base):
+            POOL_TYPE = mp.get_context("spawn").Pool
+            def process(self, pool: Pool, items):
+                return pool.imap(abs, items)
+        """
+    )
+    assert [(s.executor, s.start_method) for s in found] == [(MP, "spawn"), (MP, "spawn")]
+    assert found[0].constructor is not None and found[0].constructor.start_method == "spawn"
 
 
 def test_start_method_from_context_and_mp_context() -> None:
@@ -630,3 +1009,33 @@ def test_partial_of_lambda_carries_the_lambda_span_for_complexity() -> None:
     line = src.splitlines()[wrapped.span.line - 1]
     assert line[wrapped.span.column : wrapped.span.end_column] == "lambda x, k: x * k"
     assert not site.function.picklable
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="code objects have co_qualname from 3.11")
+def test_lambda_qualnames_are_what_cpython_gives_them() -> None:
+    # The snippet runs for real on a thread pool; each lambda reports its own
+    # code object's qualname, which the analysis must match.
+    src = textwrap.dedent(
+        """
+        import sys
+        from multiprocessing.pool import ThreadPool
+        found = []
+        with ThreadPool(1) as pool:
+            found += pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            def main():
+                return pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            found += main()
+            class Job:
+                def run(self):
+                    return pool.map(lambda x: sys._getframe().f_code.co_qualname, [0])
+            found += Job().run()
+            found += [pool.map(lambda x: sys._getframe().f_code.co_qualname, [0]) for _ in "a"][0]
+            found += next(pool.map(lambda x: sys._getframe().f_code.co_qualname, [0]) for _ in "a")
+        """
+    )
+    namespace: dict[str, object] = {"__name__": "snippet"}
+    exec(compile(src, "snippet.py", "exec"), namespace)
+    expected = namespace["found"]
+    assert isinstance(expected, list) and "main.<locals>.<lambda>" in expected
+    qualnames = [s.function.qualname for s in find_callsites(src, "snippet.py")]
+    assert qualnames == expected

@@ -40,26 +40,40 @@ def _real_pickling_error(obj) -> str:
     return type(info.value).__name__
 
 
-def test_the_message_names_the_exception_this_python_raises():
+def _local_def():
+    def inner(x):
+        return x
+
+    return inner
+
+
+def _local_lambda():
+    return lambda x: x
+
+
+@pytest.mark.parametrize(
+    ("setup", "func", "local", "qualname"),
+    [
+        ("    def inner(x):\n        return x\n", "inner", _local_def, "main.<locals>.inner"),
+        ("", "lambda x: x", _local_lambda, "main.<locals>.<lambda>"),
+    ],
+    ids=["nested-def", "lambda-in-function"],
+)
+def test_the_message_names_the_exception_this_python_raises(setup, func, local, qualname):
     import sys
-
-    def main():
-        def inner(x):
-            return x
-
-        return inner
 
     src = (
         "from multiprocessing import Pool\n"
         "def main(xs):\n"
-        "    def inner(x):\n        return x\n"
+        f"{setup}"
         "    with Pool() as pool:\n"
-        "        return pool.map(inner, xs)\n"
+        f"        return pool.map({func}, xs)\n"
     )
     (finding,) = flagged(src)
     version = ".".join(map(str, sys.version_info[:2]))
-    assert f"Python {version} raises `{_real_pickling_error(main())}: " in finding.message
-    assert "'main.<locals>.inner'" in finding.message
+    # The exception type comes from pickling a real local object of the same kind.
+    assert f"Python {version} raises `{_real_pickling_error(local())}: " in finding.message
+    assert f"'{qualname}'" in finding.message
 
 
 def test_process_executor_lambda_is_flagged():
