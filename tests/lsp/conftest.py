@@ -1,0 +1,67 @@
+"""pytest-lsp fixtures: the real server over stdio, with VS Code's and Neovim 0.11's
+capabilities. Each test gets its own daemon socket and store paths, so no test
+talks to a daemon it did not start."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as t
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+#: One private directory for this test session's daemon socket and store.
+SCRATCH = Path(tempfile.mkdtemp(prefix="amz-lsp-tests-"))
+SOCKET = SCRATCH / "daemon.sock"
+DB = SCRATCH / "store.db"
+ENV = {
+    **os.environ,
+    "AMORSIZE_SOCKET": str(SOCKET),
+    "AMORSIZE_DB": str(DB),
+    "PYTHONUNBUFFERED": "1",
+}
+SERVER = [sys.executable, "-m", "amorsize_lsp"]
+CLIENTS = ["visual-studio-code", "neovim@v0.11.0"]
+#: Settings every test starts from: no daemon spawned behind the test's back.
+BASE_OPTIONS = {"daemon": {"autoStart": False}, "diagnostics": {"debounceMs": 0}}
+
+
+def options(**extra: object) -> dict:
+    merged = {**BASE_OPTIONS}
+    for key, value in extra.items():
+        merged[key] = value
+    return merged
+
+
+async def start(lsp_client: LanguageClient, spec: str, root: Path, init: dict) -> None:
+    params = t.InitializeParams(
+        capabilities=client_capabilities(spec),
+        initialization_options=init,
+        workspace_folders=[t.WorkspaceFolder(uri=root.as_uri(), name="ws")],
+        root_uri=root.as_uri(),
+        client_info=t.ClientInfo(name=spec),
+    )
+    await lsp_client.initialize_session(params)
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER, server_env=ENV), params=CLIENTS
+)
+async def client(request, lsp_client: LanguageClient, tmp_path: Path):
+    """An initialised session per client capability set; the workspace is ``tmp_path``."""
+    lsp_client.set_configuration({}, section="amorsize")
+    await start(lsp_client, request.param, tmp_path, options())
+    lsp_client.spec = request.param  # type: ignore[attr-defined]
+    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture
+def uses_pull(client: LanguageClient) -> bool:
+    caps = client.capabilities
+    return bool(caps and caps.text_document and caps.text_document.diagnostic)
