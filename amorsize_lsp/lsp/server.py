@@ -743,7 +743,8 @@ async def _sample(ls: AmorsizeServer, args: tuple[Any, ...]) -> dict[str, Any]:
     uri, line = arg.get("uri"), arg.get("line")
     if not isinstance(uri, str) or not isinstance(line, int):
         raise RequestFailed(
-            'amorsize.sampleCallSite: pass one argument {"uri": <document URI>, "line": <1-based line>}'
+            "amorsize.sampleCallSite: pass one argument "
+            '{"uri": <document URI>, "line": <1-based line>}'
         )
     settings = ls.settings_for(uri)
     if not settings.trusted:
