@@ -110,8 +110,16 @@ def recommend_hook(advise: Callable[[dict[str, Any]], dict[str, Any] | None]):
     """The ``check_source(recommend=...)`` hook: a call site in, a Recommendation out."""
     from amorsize_lsp.engine.workload import Recommendation
 
+    #: Several rules ask about the same call site: ask the source once per site.
+    seen: dict[int, tuple[CallSite, Recommendation | None]] = {}
+
     def hook(site: CallSite) -> Recommendation | None:
+        hit = seen.get(id(site))
+        if hit is not None and hit[0] is site:
+            return hit[1]
         data = advise(site.to_json())
-        return Recommendation.from_dict(data) if data else None
+        rec = Recommendation.from_dict(data) if data else None
+        seen[id(site)] = (site, rec)
+        return rec
 
     return hook

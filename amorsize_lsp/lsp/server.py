@@ -98,6 +98,7 @@ class AmorsizeServer(LanguageServer):
         self.pull = False
         self._configs: dict[str, Any] = {}
         self._sampled_at: dict[str, float] = {}
+        self.warming: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ settings
 
@@ -405,6 +406,7 @@ def create_server() -> AmorsizeServer:
         for folder in params.workspace_folders or []:
             ls.folder_settings[folder.uri] = ls.base_settings
         _apply_log_level(ls.base_settings)
+        ls.warming = asyncio.ensure_future(ls.worker.start())
 
     @server.feature(t.INITIALIZED)
     async def initialized(ls: AmorsizeServer, params: t.InitializedParams) -> None:
@@ -432,6 +434,13 @@ def create_server() -> AmorsizeServer:
         for f in params.event.added:
             ls.folder_settings[f.uri] = ls.base_settings
         await _fetch_configuration(ls)
+
+    @server.feature(t.SHUTDOWN)
+    async def shutdown(ls: AmorsizeServer, params: None) -> None:
+        for st in ls.docs.values():
+            if st.pending is not None:
+                st.pending.cancel()
+        await ls.worker.close()
 
     @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: AmorsizeServer, params: t.DidOpenTextDocumentParams) -> None:

@@ -269,6 +269,19 @@ def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
     raise ValueError(f"unknown worker request {op!r}")
 
 
+def _warm_up() -> None:
+    """Import and exercise the analysis once, while the editor is still starting up."""
+    from amorsize_lsp.check import CheckSettings
+
+    with contextlib.suppress(Exception):
+        build_snapshot(
+            "from multiprocessing import Pool\nwith Pool() as p:\n    p.imap(abs, [1])\n",
+            "<warm-up>",
+            CheckSettings(),
+            None,
+        )
+
+
 def child_main() -> int:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frame stream
@@ -277,6 +290,7 @@ def child_main() -> int:
 
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     advice = WorkerAdvice()
+    _warm_up()
     while True:
         request = _read_frame(inp)
         if request is None:
@@ -321,6 +335,11 @@ class AnalysisWorker:
                 limit=1 << 20,
             )
         return self._proc
+
+    async def start(self) -> None:
+        """Start the child now (it warms up while the client initialises)."""
+        async with self._lock:
+            await self._ensure()
 
     async def _kill(self) -> int | None:
         proc, self._proc = self._proc, None
