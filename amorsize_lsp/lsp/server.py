@@ -879,6 +879,7 @@ async def _status(ls: AmorsizeServer) -> dict[str, Any]:
         "worker": {
             "pid": ls.worker.pid,
             "restarts": ls.worker.restarts,
+            "requests": ls.worker.requests,
             "last_failure": ls.worker.last_failure,
         },
         "settings": to_json(ls.base_settings),

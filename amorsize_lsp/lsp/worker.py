@@ -318,6 +318,8 @@ class AnalysisWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.restarts = 0
+        #: Requests sent (the incremental path sends none).
+        self.requests = 0
         self.last_failure: str | None = None
 
     @property
@@ -388,6 +390,7 @@ class AnalysisWorker:
 
     async def call(self, request: dict[str, Any], timeout_s: float | None = None) -> Any:
         """Send one request; a cancelled caller does not desynchronise the pipe."""
+        self.requests += 1
         task = asyncio.ensure_future(self._exchange(request, timeout_s or self.timeout_s))
         return await asyncio.shield(task)
 

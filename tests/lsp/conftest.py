@@ -37,6 +37,24 @@ def options(**extra: object) -> dict:
     return merged
 
 
+def record_publishes(client: LanguageClient) -> None:
+    """Keep every publishDiagnostics in order (pytest-lsp keeps only the last per URI)."""
+    client.published = {}  # type: ignore[attr-defined]
+
+    def _published(params: t.PublishDiagnosticsParams) -> None:
+        client.published.setdefault(params.uri, []).append(params)  # type: ignore[attr-defined]
+        client.diagnostics[params.uri] = params.diagnostics
+
+    client.protocol.fm.features[t.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = _published
+    # Editors answer these refresh requests; the test client counts them.
+    client.refreshes = []  # type: ignore[attr-defined]
+    for method in (t.WORKSPACE_INLAY_HINT_REFRESH, t.WORKSPACE_CODE_LENS_REFRESH):
+        client.protocol.fm.features.setdefault(
+            method,
+            lambda params, m=method: client.refreshes.append(m),  # type: ignore[attr-defined]
+        )
+
+
 async def start(lsp_client: LanguageClient, spec: str, root: Path, init: dict) -> None:
     params = t.InitializeParams(
         capabilities=client_capabilities(spec),
@@ -45,7 +63,9 @@ async def start(lsp_client: LanguageClient, spec: str, root: Path, init: dict) -
         root_uri=root.as_uri(),
         client_info=t.ClientInfo(name=spec),
     )
-    await lsp_client.initialize_session(params)
+    result = await lsp_client.initialize_session(params)
+    enc = result.capabilities.position_encoding
+    lsp_client.position_encoding = str(getattr(enc, "value", enc) or "utf-16")  # type: ignore[attr-defined]
 
 
 @pytest_lsp.fixture(
@@ -54,6 +74,7 @@ async def start(lsp_client: LanguageClient, spec: str, root: Path, init: dict) -
 async def client(request, lsp_client: LanguageClient, tmp_path: Path):
     """An initialised session per client capability set; the workspace is ``tmp_path``."""
     lsp_client.set_configuration({}, section="amorsize")
+    record_publishes(lsp_client)
     await start(lsp_client, request.param, tmp_path, options())
     lsp_client.spec = request.param  # type: ignore[attr-defined]
     lsp_client.root = tmp_path  # type: ignore[attr-defined]
