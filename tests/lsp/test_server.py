@@ -92,7 +92,8 @@ async def test_quick_fix_and_suppression_are_applied_and_reanalysed_clean(client
 async def test_fix_all_applies_the_safe_fixes(client):
     source = (
         POOL_SOURCE
-        + "\n\ndef again(items):\n    with ProcessPoolExecutor(2) as ex:\n        return list(ex.map(score, items))\n"
+        + "\n\ndef again(items):\n    with ProcessPoolExecutor(2) as ex:\n"
+        + "        return list(ex.map(score, items))\n"
     )
     uri = open_doc(client, client.root / "b.py", source)
     diags = await diagnostics(client, uri, 1)
@@ -209,7 +210,10 @@ async def test_daemon_down_warns_once_and_status_says_so(client):
 
 
 async def test_edit_in_unrelated_function_is_not_reanalysed(client):
-    helper = "\n\ndef helper(v):\n    total = 0\n    for i in range(v):\n        total += i\n    return total\n"
+    helper = (
+        "\n\ndef helper(v):\n    total = 0\n    for i in range(v):\n"
+        "        total += i\n    return total\n"
+    )
     source = POOL_SOURCE + helper
     uri = open_doc(client, client.root / "a.py", source)
     (first,) = await diagnostics(client, uri, 1)
