@@ -333,7 +333,9 @@ class AmorsizeServer(LanguageServer):
         return None
 
     def reanalyse_all(self) -> None:
+        """Analyse every open document afresh (advice or settings changed: no reuse)."""
         for uri in list(self.workspace.text_documents):
+            self.state(uri).settings_key = None
             self.schedule(uri, immediate=True)
 
     def refresh_views(self) -> None:

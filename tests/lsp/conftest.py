@@ -5,8 +5,10 @@ talks to a daemon it did not start."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,47 @@ async def client(request, lsp_client: LanguageClient, tmp_path: Path):
 def uses_pull(client: LanguageClient) -> bool:
     caps = client.capabilities
     return bool(caps and caps.text_document and caps.text_document.diagnostic)
+
+
+def start_daemon() -> subprocess.Popen[bytes]:
+    """A real daemon on the session's socket and store, in the foreground."""
+    log = (SCRATCH / "daemon.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amorsize_lsp.daemon", "serve", "--foreground",
+         "--socket", str(SOCKET), "--db", str(DB)],
+        env=ENV, stdout=log, stderr=log,
+    )  # fmt: skip
+    from amorsize_lsp.daemon.client import DaemonClient, DaemonError
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with DaemonClient(SOCKET, timeout_s=2) as c:
+                c.call("status")
+            return proc
+        except DaemonError:
+            if proc.poll() is not None:
+                log_text = (SCRATCH / "daemon.log").read_text()
+                raise RuntimeError(f"the daemon exited: {log_text}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the daemon did not answer within 30 s")
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    """Stop it and forget what it measured, so the next test starts from nothing."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for path in SCRATCH.glob(DB.name + "*"):
+        path.unlink()
+
+
+@pytest.fixture
+def daemon():
+    proc = start_daemon()
+    yield proc
+    stop_daemon(proc)
