@@ -29,7 +29,7 @@ from amorsize_lsp import __version__
 from amorsize_lsp.analysis.model import Span, TextEdit
 from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.config import ConfigError, find_config_file, load_config
-from amorsize_lsp.lsp import present
+from amorsize_lsp.lsp import present, wire
 from amorsize_lsp.lsp.daemon_link import DaemonLink, SampleCancelled
 from amorsize_lsp.lsp.incremental import carried, incremental, split_lines, syntax_error
 from amorsize_lsp.lsp.settings import Settings, parse_settings, to_json
@@ -81,6 +81,7 @@ class AmorsizeServer(LanguageServer):
             "amorsize-lsp",
             __version__,
             text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
+            converter_factory=wire.converter,
             notebook_document_sync=t.NotebookDocumentSyncOptions(
                 notebook_selector=[
                     t.NotebookDocumentFilterWithCells(
@@ -99,6 +100,7 @@ class AmorsizeServer(LanguageServer):
         self._configs: dict[str, Any] = {}
         self._sampled_at: dict[str, float] = {}
         self.warming: asyncio.Future[None] | None = None
+        self._diag_cache: dict[Any, t.Diagnostic] = {}
 
     # ------------------------------------------------------------------ settings
 
@@ -280,7 +282,16 @@ class AmorsizeServer(LanguageServer):
     def diagnostics(self, snap: Snapshot) -> list[t.Diagnostic]:
         lines = snap_lines(snap)
         out = []
+        cache: dict[Any, t.Diagnostic] = {}
         for issue in [*snap.errors, *snap.issues]:
+            # An issue that only moved (or did not change) converts the same way when
+            # the text of its lines is the same: reuse the last conversion.
+            key = (issue, *(_line(lines, n) for n in _issue_lines(issue)))
+            hit = self._diag_cache.get(key)
+            if hit is not None:
+                cache[key] = hit
+                out.append(hit)
+                continue
             data: dict[str, Any] = {"code": issue.code}
             if issue.fix_edits:
                 data["fix"] = {
@@ -306,6 +317,8 @@ class AmorsizeServer(LanguageServer):
                     data=data,
                 )
             )
+            cache[key] = out[-1]
+        self._diag_cache = cache
         return out
 
     def publish(self, uri: str, snap: Snapshot, version: int | None) -> None:
@@ -349,6 +362,17 @@ class AmorsizeServer(LanguageServer):
             self.workspace_code_lens_refresh(None)
         if self.pull and ws.diagnostics and ws.diagnostics.refresh_support:
             self.workspace_diagnostic_refresh(None)
+
+
+def _line(lines: list[str], number: int) -> str | None:
+    return lines[number - 1] if 0 < number <= len(lines) else None
+
+
+def _issue_lines(issue: Issue) -> set[int]:
+    spans = [issue.span, *(e.span for e in issue.fix_edits)]
+    if issue.suppress is not None:
+        spans.append(issue.suppress.span)
+    return {n for s in spans for n in (s.line, s.end_line)}
 
 
 def snap_lines(snap: Snapshot) -> list[str]:

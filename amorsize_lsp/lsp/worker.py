@@ -141,7 +141,6 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
     from amorsize_lsp.advice import recommend_hook
     from amorsize_lsp.analysis.model import Span
     from amorsize_lsp.check import check_source
-    from amorsize_lsp.rules.noqa import suppression_edit
 
     if advice is not None:
         advice.used = "none"
@@ -149,6 +148,9 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
     result = check_source(text, path, replace(settings, complexity=True), recommend=hook)
     source = result.text if result.text is not None else text
     snap = Snapshot(text=source)
+    if result.ok and result.parsed:
+        snap.blocks, snap.tainted = layout(source)
+    suppress = _Suppressions(source, snap.blocks)
     for err in result.errors:
         span = Span(err.line, err.column, err.line, err.column + 1)
         snap.errors.append(Issue("E999", "syntax-error", err.message, "error", span))
@@ -164,7 +166,7 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
                 fix_title=fix.message if fix and fix.edits else None,
                 fix_safe=bool(fix and fix.is_safe),
                 fix_edits=tuple(fix.edits) if fix else (),
-                suppress=suppression_edit(source, f.line, f.code),
+                suppress=suppress.edit(f.line, f.code),
             )
         )
     if result.analysis is not None:
@@ -173,10 +175,37 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
             rec = advice.recommend(data) if advice is not None else None
             title, edits = _apply_recommended(source, site, rec)
             snap.sites.append(Site(site.span, data, rec, title, edits))
-    if result.ok and result.parsed:
-        snap.blocks, snap.tainted = layout(source)
     snap.advice = advice.used if advice is not None else "none"
     return snap
+
+
+class _Suppressions:
+    """``noqa.suppression_edit`` per finding, on the text of the finding's top-level
+    statement only: it tokenizes what it is given, and a whole 5,000-line file per
+    finding would cost seconds. A statement is complete, so its tokens are the same."""
+
+    def __init__(self, source: str, blocks: list[Block]) -> None:
+        self.source = source
+        self.blocks = blocks
+        self.lines: list[str] | None = None
+
+    def edit(self, line: int, code: str):
+        from amorsize_lsp.analysis.model import TextEdit
+        from amorsize_lsp.lsp.snapshot import shift_span
+        from amorsize_lsp.rules.noqa import suppression_edit
+
+        block = next((b for b in self.blocks if b.first <= line <= b.last), None)
+        if block is None:
+            return suppression_edit(self.source, line, code)
+        if self.lines is None:
+            from amorsize_lsp.lsp.incremental import split_lines
+
+            self.lines = split_lines(self.source)
+        text = "\n".join(self.lines[block.first - 1 : block.last]) + "\n"
+        edit = suppression_edit(text, line - block.first + 1, code)
+        if edit is None:
+            return None
+        return TextEdit(shift_span(edit.span, block.first - 1), edit.new_text)
 
 
 def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):

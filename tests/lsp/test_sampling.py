@@ -25,12 +25,20 @@ if __name__ == "__main__":
 CALL_LINE = 13  # 1-based
 
 
-def trust(client, **extra):
+async def trust(client, **extra):
+    """Trust the workspace and enable sampling; wait until the server has the settings."""
     settings = {"trusted": True, "sampling": {"enabled": True, "budgetSeconds": 1.0}, **extra}
     client.set_configuration(settings, section="amorsize")
     client.workspace_did_change_configuration(
         t.DidChangeConfigurationParams(settings={"amorsize": settings})
     )
+    budget = settings["sampling"]["budgetSeconds"]
+    for _ in range(200):
+        now = (await command(client, "amorsize.showStatus"))["settings"]
+        if now["trusted"] and now["sampling.budgetSeconds"] == budget:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server did not take the new settings")
 
 
 async def hints(client, uri):
@@ -43,7 +51,7 @@ async def hints(client, uri):
 
 
 async def test_sample_then_hint_hover_and_apply_recommended(client, daemon):
-    trust(client)
+    await trust(client)
     uri = open_doc(client, client.root / "work.py", WORK)
     await diagnostics(client, uri, 1)
     assert not await hints(client, uri)  # nothing known yet: no hint
@@ -102,7 +110,7 @@ async def test_sample_then_hint_hover_and_apply_recommended(client, daemon):
 
 
 async def test_sampling_can_be_cancelled(client, daemon):
-    trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
+    await trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
     uri = open_doc(client, client.root / "work.py", WORK)
     await diagnostics(client, uri, 1)
     task = asyncio.ensure_future(
@@ -118,7 +126,7 @@ async def test_sampling_can_be_cancelled(client, daemon):
     await asyncio.sleep(0.3)
     client.window_work_done_progress_cancel(t.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(task, 60)
-    assert result["state"] == "cancelled"
+    assert result["state"] == "cancelled", result
     end = client.progress_reports[token][-1]
     assert getattr(end, "kind", None) == "end" and end.message == "cancelled"
 
