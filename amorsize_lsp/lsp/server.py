@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from urllib.parse import urlparse
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from amorsize_lsp import __version__
@@ -49,6 +51,34 @@ _SEVERITY = {
     "warning": t.DiagnosticSeverity.Warning,
     "information": t.DiagnosticSeverity.Information,
 }
+
+
+#: The JSON-RPC id of the request whose handler is being started (see AmorsizeProtocol).
+REQUEST_ID: ContextVar[Any] = ContextVar("amorsize_request_id", default=None)
+
+
+class AmorsizeProtocol(LanguageServerProtocol):
+    """Makes ``$/cancelRequest`` reach long commands.
+
+    pygls runs ``workspace/executeCommand`` handlers under a generator, so cancelling
+    the request only cancels the reply, and the command would run on (pygls#517). The
+    request id is put in a context variable while the handler task is created; a
+    command that can be cancelled registers its task under that id, and a
+    ``$/cancelRequest`` for the id cancels the task itself.
+    """
+
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        token = REQUEST_ID.set(msg_id)
+        try:
+            super()._handle_request(msg_id, method_name, params)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        super()._handle_cancel_notification(msg_id)
+        task = getattr(self._server, "running", {}).pop(msg_id, None)
+        if task is not None:
+            task.cancel()
 
 
 class RequestFailed(JsonRpcException):
@@ -82,6 +112,7 @@ class AmorsizeServer(LanguageServer):
             __version__,
             text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
             converter_factory=wire.converter,
+            protocol_cls=AmorsizeProtocol,
             notebook_document_sync=t.NotebookDocumentSyncOptions(
                 notebook_selector=[
                     t.NotebookDocumentFilterWithCells(
@@ -101,6 +132,8 @@ class AmorsizeServer(LanguageServer):
         self._sampled_at: dict[str, float] = {}
         self.warming: asyncio.Future[None] | None = None
         self._diag_cache: dict[Any, t.Diagnostic] = {}
+        #: Cancellable command tasks by request id.
+        self.running: dict[Any, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------------ settings
 
@@ -837,6 +870,10 @@ async def _sample(ls: AmorsizeServer, args: tuple[Any, ...]) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
     watcher = asyncio.ensure_future(watch_cancel())
+    request_id = REQUEST_ID.get()
+    task = asyncio.current_task()
+    if request_id is not None and task is not None:
+        ls.running[request_id] = task
     outcome = "failed"
     try:
         status = await ls.daemon.sample(
@@ -861,6 +898,7 @@ async def _sample(ls: AmorsizeServer, args: tuple[Any, ...]) -> dict[str, Any]:
     finally:
         cancelled.set()
         watcher.cancel()
+        ls.running.pop(request_id, None)
         if progress:
             ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=outcome))
     if status.get("state") == "done":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import start_daemon, stop_daemon
 from helpers import apply_edit, change_doc, command, diagnostics, open_doc
 from lsprotocol import types as t
@@ -23,6 +24,8 @@ if __name__ == "__main__":
         results = pool.map(score, range(4000), chunksize=1)
 """
 CALL_LINE = 13  # 1-based
+#: Items that take ~0.2 s each: a sample of it runs for seconds, long enough to cancel.
+SLOW = WORK.replace("range(3000)", "range(3_000_000)")
 
 
 async def trust(client, **extra):
@@ -111,7 +114,7 @@ async def test_sample_then_hint_hover_and_apply_recommended(client, daemon):
 
 async def test_sampling_can_be_cancelled(client, daemon):
     await trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
-    uri = open_doc(client, client.root / "work.py", WORK)
+    uri = open_doc(client, client.root / "work.py", SLOW)
     await diagnostics(client, uri, 1)
     task = asyncio.ensure_future(
         command(client, "amorsize.sampleCallSite", {"uri": uri, "line": CALL_LINE})
@@ -151,3 +154,36 @@ async def test_daemon_coming_up_is_picked_up_by_itself(client):
         assert back
     finally:
         stop_daemon(proc)
+
+
+async def test_cancel_request_stops_the_sampling_job(client, daemon):
+    await trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
+    uri = open_doc(client, client.root / "work.py", SLOW)
+    await diagnostics(client, uri, 1)
+    params = t.ExecuteCommandParams(
+        command="amorsize.sampleCallSite", arguments=[{"uri": uri, "line": CALL_LINE}]
+    )
+    task = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            t.WORKSPACE_EXECUTE_COMMAND, params, msg_id="sample-to-cancel"
+        )
+    )
+    for _ in range(200):
+        if client.progress_reports:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="sample-to-cancel"))
+    with pytest.raises(Exception, match=r"(?i)cancel"):
+        await asyncio.wait_for(task, 60)
+    from conftest import SOCKET
+
+    from amorsize_lsp.daemon.client import DaemonClient
+
+    for _ in range(100):  # the server cancels the daemon's job too
+        with DaemonClient(SOCKET) as c:
+            jobs = c.call("status")["jobs"]
+        if jobs.get("cancelled"):
+            break
+        await asyncio.sleep(0.1)
+    assert jobs.get("cancelled") == 1, jobs
