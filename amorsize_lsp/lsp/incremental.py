@@ -56,14 +56,16 @@ def incremental(old: Snapshot, new_text: str) -> Snapshot | None:
             new_text, list(old.issues), list(old.sites), [], old.blocks, old.tainted,
             "incremental", old.advice,
         )  # fmt: skip
-    index = next(
-        (i for i, b in enumerate(old.blocks) if b.first <= lo <= b.last and hi <= b.last), None
-    )
+    # A pure insertion between two statements may belong to the end of the first one.
+    candidates = [
+        i
+        for i, b in enumerate(old.blocks)
+        if (b.first <= lo <= b.last and hi <= b.last) or (hi < lo and b.last == lo - 1)
+    ]
+    index = next((i for i in candidates if not old.blocks[i].mode), None)
     if index is None:
         return None
     block = old.blocks[index]
-    if block.mode:
-        return None
     old_region = "\n".join(old_lines[block.first - 1 : block.last])
     new_region = "\n".join(new_lines[block.first - 1 : block.last + delta])
     for region in (old_region, new_region):
