@@ -33,7 +33,7 @@ from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.config import ConfigError, find_config_file, load_config
 from amorsize_lsp.lsp import present, wire
 from amorsize_lsp.lsp.daemon_link import DaemonLink, SampleCancelled
-from amorsize_lsp.lsp.incremental import carried, incremental, split_lines, syntax_error
+from amorsize_lsp.lsp.incremental import carried, incremental, split_lines
 from amorsize_lsp.lsp.settings import Settings, parse_settings, to_json
 from amorsize_lsp.lsp.snapshot import Issue, Site, Snapshot
 from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed
@@ -219,11 +219,10 @@ class AmorsizeServer(LanguageServer):
         if base is not None and st.settings_key == key:
             snap = incremental(base, text)
         if snap is None:
-            error = syntax_error(text)
-            if error is not None:
-                snap = carried(st.last_good if st.settings_key == key else None, text, error)
-            else:
-                snap = await self._check(uri, text, cs)
+            snap = await self._check(uri, text, cs)
+            if snap.how == "syntax":
+                good = st.last_good if st.settings_key == key else None
+                snap = carried(good, text, snap.errors[0])
         if problem:
             snap.errors.append(Issue("E902", "configuration", problem, "error", Span(1, 0, 1, 0)))
         self._note_advice(snap)

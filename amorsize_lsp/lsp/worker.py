@@ -136,7 +136,9 @@ def _severity(value: str) -> str:
     return {"error": "error", "warning": "warning"}.get(value, "information")
 
 
-def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | None) -> Snapshot:
+def build_snapshot(
+    text: str, path: str, settings: Any, advice: WorkerAdvice | None, *, tree: Any = None
+) -> Snapshot:
     """Check ``text`` and turn the result into a :class:`Snapshot` (runs in the child)."""
     from amorsize_lsp.advice import recommend_hook
     from amorsize_lsp.analysis.model import Span
@@ -149,7 +151,7 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
     source = result.text if result.text is not None else text
     snap = Snapshot(text=source)
     if result.ok and result.parsed:
-        snap.blocks, snap.tainted = layout(source)
+        snap.blocks, snap.tainted = layout(source, tree if source is text else None)
     suppress = _Suppressions(source, snap.blocks)
     for err in result.errors:
         span = Span(err.line, err.column, err.line, err.column + 1)
@@ -237,7 +239,7 @@ def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):
     return f"Apply recommended: {', '.join(parts)}", edits
 
 
-def layout(source: str) -> tuple[list[Block], frozenset[str]]:
+def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     """Top-level statement blocks (each with the gap lines after it) and the tainted names.
 
     A block whose mode is "" was not read by the analysis at all; an edit inside it
@@ -249,7 +251,7 @@ def layout(source: str) -> tuple[list[Block], frozenset[str]]:
     from amorsize_lsp.analysis.statements import select, split_statements
     from amorsize_lsp.lsp.incremental import POOL_TEXT
 
-    groups = split_statements(source, ast.parse(source))
+    groups = split_statements(source, tree if tree is not None else ast.parse(source))
     select(groups)
     n_lines = source.count("\n") + 1
     blocks = []
@@ -275,9 +277,20 @@ def layout(source: str) -> tuple[list[Block], frozenset[str]]:
 def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
     op = request.get("op")
     if op == "check":
+        import ast
+
+        from amorsize_lsp.lsp.incremental import syntax_error
+
+        text = request["text"]
+        try:
+            tree: ast.Module | None = ast.parse(text)
+        except SyntaxError:  # never hand text CPython rejects to libcst
+            return Snapshot(text, errors=[syntax_error(text)], how="syntax")  # type: ignore[list-item]
+        except (ValueError, MemoryError, RecursionError):
+            tree = None  # the check reports these precisely
         advice.configure(request.get("advice") or {})
         use = advice if request.get("advice") is not None else None
-        return build_snapshot(request["text"], request["path"], request["settings"], use)
+        return build_snapshot(text, request["path"], request["settings"], use, tree=tree)
     if op == "fix":
         from amorsize_lsp.check import fix_source
 

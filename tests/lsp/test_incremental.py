@@ -86,7 +86,7 @@ def test_syntax_error_keeps_results_outside_the_edit_and_moves_them():
     old = full(BASE)
     broken = BASE.replace("def helper(v):", "def helper(v:\n    pass\n")
     err = syntax_error(broken)
-    assert err is not None
+    assert err is not None and err.span.line == 5
     snap = carried(old, broken, err)
     assert [e.code for e in snap.errors] == ["E999"]
     assert len(snap.issues) == len(old.issues)
