@@ -79,8 +79,8 @@ def incremental(old: Snapshot, new_text: str) -> Snapshot | None:
         return None
     if len(groups) != 1 or groups[0].binds != block.binds or groups[0].first_line != 1:
         return None
-    if frozenset(_WORD.findall(new_region)) & old.tainted:
-        return None
+    if (set(_WORD.findall(new_region)) - set(_WORD.findall(old_region))) & old.tainted:
+        return None  # a new use of a name the analysis reads
     issues, sites = carry(old, block.first, block.last, delta)
     if len(issues) != len(old.issues) or len(sites) != len(old.sites):
         return None  # something lay inside the statement after all

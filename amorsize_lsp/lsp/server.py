@@ -42,7 +42,9 @@ log = logging.getLogger("amorsize.lsp")
 
 SOURCE = "amorsize"
 FIX_ALL_KIND = "source.fixAll.amorsize"
-DOCS_URL = "https://github.com/amorsize/amorsize-lsp/blob/main/docs/rules.md#{code}"
+#: Where a rule is documented (the project page, as in the SARIF output; the full text is
+#: ``amorsize-lint --explain CODE``).
+DOCS_URL = "https://pypi.org/project/amorsize-lsp/#{code}"
 SAMPLE = "amorsize.sampleCallSite"
 RESTART = "amorsize.restartDaemon"
 STATUS = "amorsize.showStatus"

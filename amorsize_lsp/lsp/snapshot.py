@@ -62,7 +62,7 @@ class Snapshot:
     sites: list[Site] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
-    #: Names that pool code depends on (bound by statements that hold pool code).
+    #: Names bound by the statements the analysis reads (see ``worker.layout``).
     tainted: frozenset[str] = frozenset()
     #: How this snapshot was made: "full", "incremental", "carried" (syntax error).
     how: str = "full"
@@ -108,17 +108,8 @@ def shift_site(site: Site, delta: int) -> Site:
     )
 
 
-def _edits_span(issue: Issue) -> tuple[int, int]:
-    lines = [issue.span.line, issue.span.end_line]
-    for e in (*issue.fix_edits, *([issue.suppress] if issue.suppress else [])):
-        lines += [e.span.line, e.span.end_line]
-    return min(lines), max(lines)
-
-
-def _site_lines(site: Site) -> tuple[int, int]:
-    lines = [site.span.line, site.span.end_line]
-    for e in site.apply_edits:
-        lines += [e.span.line, e.span.end_line]
+def _lines(span: Span, edits: tuple[TextEdit, ...]) -> tuple[int, int]:
+    lines = [span.line, span.end_line, *(n for e in edits for n in (e.span.line, e.span.end_line))]
     return min(lines), max(lines)
 
 
@@ -127,14 +118,15 @@ def carry(old: Snapshot, lo: int, hi: int, delta: int) -> tuple[list[Issue], lis
     by ``delta`` when below them: what an edit of those lines cannot have moved."""
     issues: list[Issue] = []
     for issue in old.issues:
-        first, last = _edits_span(issue)
+        extra = (issue.suppress,) if issue.suppress else ()
+        first, last = _lines(issue.span, (*issue.fix_edits, *extra))
         if last < lo:
             issues.append(issue)
         elif first > hi:
             issues.append(shift_issue(issue, delta))
     sites: list[Site] = []
     for site in old.sites:
-        first, last = _site_lines(site)
+        first, last = _lines(site.span, site.apply_edits)
         if last < lo:
             sites.append(site)
         elif first > hi:

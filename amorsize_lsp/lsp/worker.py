@@ -240,16 +240,16 @@ def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):
 
 
 def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
-    """Top-level statement blocks (each with the gap lines after it) and the tainted names.
+    """Top-level statement blocks (each with the gap lines after it), and the names
+    bound by the statements the analysis reads.
 
     A block whose mode is "" was not read by the analysis at all; an edit inside it
-    that keeps its bound names and brings in no pool text or tainted name cannot
-    change any result (see ``incremental``).
+    that keeps its bound names and brings in no pool text and no new use of those
+    names cannot change any result (see ``incremental``).
     """
     import ast
 
     from amorsize_lsp.analysis.statements import select, split_statements
-    from amorsize_lsp.lsp.incremental import POOL_TEXT
 
     groups = split_statements(source, tree if tree is not None else ast.parse(source))
     select(groups)
@@ -258,20 +258,8 @@ def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     for i, g in enumerate(groups):
         last = groups[i + 1].first_line - 1 if i + 1 < len(groups) else n_lines
         blocks.append(Block(g.first_line, last, g.mode, g.binds))
-    relevant = [POOL_TEXT.search(g.text) is not None for g in groups]
-    tainted: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for i, g in enumerate(groups):
-            if relevant[i]:
-                if not g.binds <= tainted:
-                    tainted |= g.binds
-                    changed = True
-            elif g.words & tainted:
-                relevant[i] = True
-                changed = True
-    return blocks, frozenset(tainted)
+    read = [b.binds for b in blocks if b.mode]
+    return blocks, frozenset().union(*read)
 
 
 def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:

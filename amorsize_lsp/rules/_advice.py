@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from amorsize_lsp.analysis.model import CallSite
+from amorsize_lsp.analysis.model import CallSite, ModuleAnalysis
 
 from .model import RuleContext
 
@@ -35,6 +35,15 @@ def advice(site: CallSite, ctx: RuleContext) -> Recommendation | None:
         return None
     rec = ctx.recommend(site)
     return rec if trusted(rec) else None
+
+
+def advised(analysis: ModuleAnalysis, ctx: RuleContext, *, use_pool: bool):
+    """(site, recommendation) for each call site with trusted advice that does (or,
+    with ``use_pool=False``, does not) recommend a pool."""
+    for site in analysis.callsites:
+        rec = advice(site, ctx)
+        if rec is not None and rec.use_pool is use_pool:
+            yield site, rec
 
 
 def current_workers(site: CallSite, ctx: RuleContext) -> int:

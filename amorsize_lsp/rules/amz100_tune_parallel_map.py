@@ -40,7 +40,7 @@ from collections.abc import Iterator
 
 from amorsize_lsp.analysis.model import CallSite, ModuleAnalysis
 
-from ._advice import advice, current_chunksize, current_workers, speedup_at
+from ._advice import advised, current_chunksize, current_workers, speedup_at
 from ._text import callee
 from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
@@ -56,10 +56,7 @@ MIN_GAIN = 1.1
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
-    for site in analysis.callsites:
-        rec = advice(site, ctx)
-        if rec is None or not rec.use_pool:
-            continue
+    for site, rec in advised(analysis, ctx, use_pool=True):
         workers = current_workers(site, ctx)
         chunksize = current_chunksize(site, workers)
         now = speedup_at(rec, workers)

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 
 from amorsize_lsp.analysis.model import ModuleAnalysis
 
-from ._advice import advice, best_pool_speedup, current_workers, speedup_at
+from ._advice import advised, best_pool_speedup, current_workers, speedup_at
 from ._text import callee
 from .model import Finding, Need, RuleContext, Severity
 
@@ -51,10 +51,7 @@ MAX_SPEEDUP = 0.9
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
-    for site in analysis.callsites:
-        rec = advice(site, ctx)
-        if rec is None or rec.use_pool:
-            continue
+    for site, rec in advised(analysis, ctx, use_pool=False):
         best = best_pool_speedup(rec)
         if best is None or best >= MAX_SPEEDUP:
             continue
@@ -64,7 +61,7 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         message = (
             f"`{callee(ctx.source, site.span)}` is predicted at ~{now:.1f}× the speed of a "
             f"plain loop ({rec.source}); use the builtin `map`, which saves about "
-            f"{_seconds(saved)} per call"
+            f"{saved:.2g} s per call"
         )
         yield Finding(
             code=CODE,
@@ -74,11 +71,3 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             span=site.span,
             severity=SEVERITY,
         )
-
-
-def _seconds(s: float) -> str:
-    if s >= 1:
-        return f"{s:.1f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.0f} ms"
-    return f"{s * 1e6:.0f} µs"

@@ -6,24 +6,10 @@ import asyncio
 
 import pytest
 from conftest import start_daemon, stop_daemon
-from helpers import apply_edit, change_doc, command, diagnostics, open_doc
+from helpers import WORK, WORK_CALL_LINE, apply_edit, change_doc, command, diagnostics, open_doc
 from lsprotocol import types as t
 
-WORK = """from multiprocessing import Pool
-
-
-def score(x):
-    total = 0
-    for i in range(3000):
-        total += i * x
-    return total
-
-
-if __name__ == "__main__":
-    with Pool(1) as pool:
-        results = pool.map(score, range(4000), chunksize=1)
-"""
-CALL_LINE = 13  # 1-based
+CALL_LINE = WORK_CALL_LINE
 #: Items that take ~0.2 s each: a sample of it runs for seconds, long enough to cancel.
 SLOW = WORK.replace("range(3000)", "range(3_000_000)")
 

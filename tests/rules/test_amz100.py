@@ -84,16 +84,13 @@ def test_no_advice_no_finding():
 WORK = """from multiprocessing import Pool
 
 
-def score(x):
-    total = 0
-    for i in range(3000):
-        total += i * x
-    return total
+def weigh(x):
+    return sum(i * x for i in range(3000))
 
 
 if __name__ == "__main__":
-    with Pool(1) as pool:
-        results = pool.map(score, range(4000), chunksize=1)
+    with Pool(processes=1) as pool:
+        results = pool.map(weigh, range(4000), chunksize=1)
 """
 
 
@@ -118,7 +115,7 @@ def test_lint_reads_a_store_seeded_by_a_real_sample(tmp_path: Path):
     assert _lint(str(work), "--format", "json", env=env).returncode == 0  # no store: no advice
     assert not (tmp_path / "store.db").exists()  # and the linter never made one
     sample = subprocess.run(
-        [sys.executable, "-m", "amorsize_lsp.daemon", "sample", f"{work}:13", "--json",
+        [sys.executable, "-m", "amorsize_lsp.daemon", "sample", f"{work}:10", "--json",
          "--socket", env["AMORSIZE_SOCKET"], "--db", env["AMORSIZE_DB"]],
         capture_output=True, text=True, env=env, timeout=180,
     )  # fmt: skip
