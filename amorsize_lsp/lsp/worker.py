@@ -174,7 +174,8 @@ def build_snapshot(
     if result.analysis is not None:
         for site in result.analysis.callsites:
             data = site.to_json()
-            rec = advice.recommend(data) if advice is not None else None
+            found = hook(site) if hook is not None else None  # asked once per site
+            rec = found.to_dict() if found is not None else None
             title, edits = _apply_recommended(source, site, rec)
             snap.sites.append(Site(site.span, data, rec, title, edits))
     snap.advice = advice.used if advice is not None else "none"
@@ -303,6 +304,11 @@ def _warm_up() -> None:
     """Import and exercise the analysis once, while the editor is still starting up."""
     from amorsize_lsp.check import CheckSettings
 
+    with contextlib.suppress(ImportError):  # what advice needs, before the first file
+        import amorsize_lsp.advice
+        import amorsize_lsp.daemon.advisor
+        import amorsize_lsp.daemon.client
+        import amorsize_lsp.engine.system  # noqa: F401
     with contextlib.suppress(Exception):
         build_snapshot(
             "from multiprocessing import Pool\nwith Pool() as p:\n    p.imap(abs, [1])\n",
