@@ -40,10 +40,11 @@ class CheckSettings:
 
     #: Enabled rule codes; None enables every rule.
     codes: frozenset[str] | None = None
-    #: Usable cores of the machine the code will run on; None: this machine's.
+    #: Usable cores of the machine the code will run on; None: unknown, and findings
+    #: that would depend on it (AMZ005) stay silent rather than use the linting machine.
     target_cores: int | None = None
     #: Where ``target_cores`` came from, for messages.
-    target_cores_origin: str = "this machine's usable cores"
+    target_cores_origin: str = "target-cores"
     min_items: int = DEFAULT_MIN_ITEMS
     #: Directories where the mapped function's module may be found (imported functions).
     search_path: tuple[str, ...] = ()
@@ -149,7 +150,7 @@ def _run(
     ctx = RuleContext(
         source=text,
         path=result.path,
-        target_cores=_target_cores(settings),
+        target_cores=settings.target_cores,
         target_cores_origin=settings.target_cores_origin,
         min_items=settings.min_items,
         gil_enabled=_gil_enabled(settings),
@@ -157,14 +158,6 @@ def _run(
     )
     findings = check_module(analysis, ctx, settings.codes)
     result.findings, result.suppressed = filter_suppressed(findings, text)
-
-
-def _target_cores(settings: CheckSettings) -> int:
-    if settings.target_cores is not None:
-        return settings.target_cores
-    from amorsize_lsp.engine.system import usable_cores
-
-    return max(1, int(usable_cores()))
 
 
 def _gil_enabled(settings: CheckSettings) -> bool:

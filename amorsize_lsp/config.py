@@ -13,8 +13,9 @@ one directory, ``amorsize.toml`` wins over ``pyproject.toml``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,10 @@ KNOWN_KEYS = (
     "exclude",
     "target-cores",
     "min-items",
+    "src",
 )
+#: Files or folders that mark a project's root (where its imports start).
+ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 
 
 class ConfigError(Exception):
@@ -55,6 +59,8 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     target_cores: int | None = None
     min_items: int = DEFAULT_MIN_ITEMS
+    #: Source roots (like ruff's ``src``), relative to ``root``: where imports resolve.
+    src: list[str] = field(default_factory=list)
     _per_file_specs: list[tuple[pathspec.PathSpec, frozenset[str]]] | None = None
 
     def selected_codes(self, cli_select: Iterable[str] = (), cli_ignore: Iterable[str] = ()):
@@ -81,15 +87,14 @@ class Config:
         codes = self.selected_codes(select, ignore)
         if path is not None:
             codes -= self.ignored_for(path)
-        origin = "this machine's usable cores"
-        if self.target_cores is not None:
-            origin = f"target-cores in {self.source.name if self.source else 'configuration'}"
+        origin = f"target-cores in {self.source.name if self.source else 'configuration'}"
+        base = tuple(str((self.root / s).absolute()) for s in self.src)
         return CheckSettings(
             codes=codes,
             target_cores=self.target_cores,
             target_cores_origin=origin,
             min_items=self.min_items,
-            search_path=(str(self.root),),
+            search_path=file_search_path(path, base) if path is not None else base,
         )
 
     def ignored_for(self, path: Path) -> frozenset[str]:
@@ -110,6 +115,38 @@ class Config:
             if spec.match_file(rel):
                 ignored |= codes
         return frozenset(ignored)
+
+
+def file_search_path(path: Path, base: Sequence[str] = ()) -> tuple[str, ...]:
+    """Where the modules a file imports are found, wherever the linter runs from.
+
+    ``base`` (the configured ``src`` roots) first, then the folder above the file's
+    top-level package, the project root (nearest folder with a ``pyproject.toml``,
+    ``setup.cfg``, ``setup.py`` or ``.git``) and its ``src/`` folder.
+    """
+    folder = path.absolute().parent
+    found = [*base, str(_package_root(folder))]
+    root = _project_root(folder)
+    if root is not None:
+        found.append(str(root))
+        if (root / "src").is_dir():
+            found.append(str(root / "src"))
+    return tuple(dict.fromkeys(found))
+
+
+@lru_cache(maxsize=4096)
+def _package_root(folder: Path) -> Path:
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+@lru_cache(maxsize=4096)
+def _project_root(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return None
 
 
 def relative_posix(path: Path, root: Path) -> str:
@@ -200,6 +237,8 @@ def parse_settings(table: Mapping[str, Any], path: Path, where: str) -> Config:
                 config.select = codes
             else:
                 config.ignore = codes
+        elif key == "src":
+            config.src = _strings(value, lambda p: fail("src", p))
         elif key == "exclude":
             config.exclude = _strings(value, lambda p: fail("exclude", p))
         elif key == "per-file-ignores":

@@ -24,7 +24,7 @@ FORBIDDEN = {
     "check": {"daemon", "lsp", "lint", "config"},
     "config": {"daemon", "lsp", "lint"},
     "daemon": {"rules", "lint", "lsp", "check", "config"},
-    "lint": {"lsp", "daemon"},
+    "lint": {"lsp"},
 }
 
 

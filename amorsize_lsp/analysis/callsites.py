@@ -1,14 +1,14 @@
 """Find pool-map call sites and pool constructors in one module.
 
-``find_callsites(source, path)`` is the entry point the rules, the CLI and the
-server use (through ``driver.analyze_source``, which adds complexity). Only the
-calls on a resolved pool, or pool-only method names on an unknown receiver,
-are reported: an unresolved ``.map`` is far too common elsewhere (pandas).
+``analyze_text(source, path)`` is what ``driver.analyze_source`` (which adds
+decoding, the prefilter and complexity) calls; ``find_callsites`` is the same
+for callers that want only the call sites, such as tests. Only the calls on a
+resolved pool, or pool-only method names on an unknown receiver, are reported:
+an unresolved ``.map`` is far too common elsewhere (pandas).
 """
 
 from __future__ import annotations
 
-import ast
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,10 +29,13 @@ from .model import (
     PoolConstructor,
     Span,
 )
+from .newer_syntax import Masked, ast_depth, mask_newer_syntax
+from .pool_names import PARTIALS
 from .positions import node_spans
-from .resolve import BUILTIN_NAMES, PARTIALS, Resolver, Value, lookup
+from .pyast import parse_python
+from .resolve import BUILTIN_NAMES, Resolver, Value, lookup
 from .scopes import CallRecord, Scope, ScopeBuilder
-from .statements import parse_statement, select, split_statements
+from .statements import Stub, parse_statement, select, split_statements
 
 MAX_LENGTH = 10**12
 EXECUTOR_CLASSES = frozenset(
@@ -61,6 +64,10 @@ def _argument(call: cst.Call, index: int | None, *keywords: str) -> cst.Arg | No
     return None
 
 
+#: Bases that define no methods of their own that could close a pool.
+_INERT_BASES = frozenset({"object", "ABC", "Generic", "Protocol"})
+
+
 @dataclass(eq=False)
 class Unit:
     """A parsed piece of the module: the whole module, or one top-level statement."""
@@ -77,7 +84,7 @@ _CODEGEN = cst.Module(body=[])
 class _ModuleScan:
     """State shared while scanning one module: the resolver and static evaluation."""
 
-    def __init__(self, parts: Sequence[Unit | tuple[str, str]], path: str) -> None:
+    def __init__(self, parts: Sequence[Unit | Stub], path: str) -> None:
         self.module = _CODEGEN
         self.path = path
         self.builder = ScopeBuilder()
@@ -324,7 +331,7 @@ class _ModuleScan:
         if rec.bound_name and rec.bound_name in scope.closed_names:
             closed = True
         if rec.bound_self_attr and (cls := scope.enclosing_class) is not None:
-            closed = closed or rec.bound_self_attr in cls.self_closed
+            closed = closed or self._closed_by_class(cls, rec.bound_self_attr)
         return PoolConstructor(
             executor=executor,
             span=spans[id(rec.node)],
@@ -333,6 +340,9 @@ class _ModuleScan:
             workers_span=spans.get(id(workers.value)) if workers else None,
             workers_value=self.const_int(workers.value, rec.scope, rec.order) if workers else None,
             in_loop=rec.in_loop,
+            in_comprehension=rec.in_comprehension,
+            expected_to_raise=rec.expected_to_raise,
+            chained_method=rec.chained_method,
             main_guarded=rec.main_guarded,
             module_level=rec.module_level,
             closed=closed,
@@ -341,6 +351,37 @@ class _ModuleScan:
             context_managed=rec.with_managed,
             statement_index=rec.statement_index,
         )
+
+    def _closed_by_class(self, cls: Scope, attr: str, depth: int = 0) -> bool:
+        """``self.attr`` is closed by a method of ``cls`` or of a base class in this file.
+
+        A base that is not a class parsed from this file (imported, or not parsed)
+        may close it in a method we cannot see: count it as closed, rather than warn.
+        """
+        if attr in cls.self_closed:
+            return True
+        node = cls.node
+        if not isinstance(node, cst.ClassDef) or depth > 20:
+            return True
+        for base in node.bases:
+            name = base.value
+            if isinstance(name, cst.Subscript):  # Generic[T], Protocol[T]
+                name = name.value
+            text = cst.helpers.get_full_name_for_node(name) or ""
+            if text.split(".")[-1] in _INERT_BASES:
+                continue
+            base_scope = self._module_class(text)
+            if base_scope is None or self._closed_by_class(base_scope, attr, depth + 1):
+                return True
+        return False
+
+    def _module_class(self, name: str) -> Scope | None:
+        """The scope of the module-level class ``name`` parsed from this file, if any."""
+        bindings = self.builder.module_scope.bindings.get(name) or []
+        last = bindings[-1] if bindings else None
+        if last is None or last.kind != "class" or not isinstance(last.extra, Scope):
+            return None
+        return last.extra
 
     def _site(
         self,
@@ -428,57 +469,67 @@ def _is_known_module(path: str | None) -> bool:
     return path is not None and path.split(".")[0] in _KNOWN_NON_POOL_MODULES
 
 
-def parse(source: str, path: str) -> cst.Module:
-    """Parse ``source`` with libcst, turning any parser failure into ``AnalysisError``."""
-    try:
-        return cst.parse_module(source)
-    except cst.ParserSyntaxError as exc:
-        raise AnalysisError(
-            path, f"syntax error: {exc.message}", exc.raw_line, max(exc.raw_column, 0)
-        ) from None
-    except RecursionError:
-        raise AnalysisError(path, "source is nested too deeply to parse") from None
-    except Exception as exc:  # the native parser reports some failures untyped
-        raise AnalysisError(path, f"cannot parse: {exc}".splitlines()[0]) from None
+#: Deepest syntax tree libcst is given: its parse time grows with the square of it.
+MAX_AST_DEPTH = 500
+#: Statements shorter than this cannot be deep enough to matter: no depth walk.
+_DEPTH_CHECK_CHARS = 2000
 
 
-def _plan(source: str, path: str, everything: bool = False) -> list[Unit | tuple[str, str]]:
-    """What to parse with libcst: selected statements, or the whole module as a fallback."""
+def _plan(source: str, path: str, everything: bool = False) -> list[Unit | Stub]:
+    """What to parse with libcst: the selected top-level statements, each on its own.
+
+    When CPython's parser rejects the file, ``newer_syntax`` decides whether the
+    failing statements can be newer syntax (libcst then parses them) or the
+    file has a syntax error (``AnalysisError`` with CPython's message).
+    """
+    found: Masked | None = None
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        # CPython's parser may be older than the code (3.12 syntax on 3.11):
-        # libcst decides, and CPython's message is kept for real syntax errors.
-        try:
-            return [Unit(parse(source, path), 0, 0)]
-        except AnalysisError:
-            if isinstance(exc, SyntaxError):
-                raise AnalysisError(
-                    path, f"syntax error: {exc.msg}", exc.lineno or 1, max((exc.offset or 1) - 1, 0)
-                ) from None
-            raise
+        found = mask_newer_syntax(source, exc, path)
+        tree = found.tree
+    masked = found.lines if found is not None else frozenset()
     groups = split_statements(source, tree)
     if everything:
         for g in groups:
             g.mode = "full"
     else:
         select(groups)
-    parts: list[Unit | tuple[str, str]] = []
+        for g in groups:
+            if masked and any(line in masked for line in range(g.first_line, g.last_line + 1)):
+                g.mode = "full"  # what it binds is known only to libcst
+    parts: list[Unit | Stub] = []
     used: set[int] = set()
     for g in groups:
         if g.mode == "stub":
             parts.extend(g.stubs)
         elif g.mode == "full":
+            if len(g.text) > _DEPTH_CHECK_CHARS:
+                depth = ast_depth(g.nodes, MAX_AST_DEPTH)
+                if depth > MAX_AST_DEPTH:
+                    raise AnalysisError(
+                        path,
+                        f"the statement at line {g.first_line} nests expressions over"
+                        f" {MAX_AST_DEPTH} deep; too deep to analyse (split it up)",
+                        g.first_line,
+                    )
             try:
                 module = parse_statement(g.text)
                 if id(module) in used:  # the same text twice: nodes must be distinct
                     module = cst.parse_module(g.text)
             except cst.ParserSyntaxError as exc:
+                cpython = found.error_in(g.first_line, g.last_line) if found else None
+                if cpython is not None:  # not newer syntax after all: CPython's message
+                    raise cpython from None
                 raise AnalysisError(
                     path,
                     f"syntax error: {exc.message}",
                     exc.raw_line + g.first_line - 1,
                     max(exc.raw_column, 0),
+                ) from None
+            except RecursionError:
+                raise AnalysisError(
+                    path, "source is nested too deeply to parse", g.first_line
                 ) from None
             except Exception as exc:  # the native parser reports some failures untyped
                 raise AnalysisError(
@@ -506,4 +557,4 @@ def find_callsites(source: str, path: str) -> list[CallSite]:
     return analyze_text(source, path).callsites
 
 
-__all__: Sequence[str] = ("analyze_text", "find_callsites", "parse")
+__all__: Sequence[str] = ("analyze_text", "find_callsites")

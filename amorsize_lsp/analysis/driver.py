@@ -13,10 +13,8 @@ import re
 import tokenize
 from collections.abc import Sequence
 
-from .callsites import analyze_text
 from .lines import position_of
-from .model import AnalysisError, ModuleAnalysis
-from .statements import POOL_ONLY_CALL
+from .model import POOL_ONLY_CALL, AnalysisError, ModuleAnalysis
 
 #: Files larger than this are reported, not parsed: a generated blob is no one's pool code.
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
@@ -131,6 +129,8 @@ def analyze_source(
     text, _ = decode_source(source, path)
     if prefilter and not may_contain_callsites(text):
         return ModuleAnalysis(path=path)
+    from .callsites import analyze_text  # libcst loads only when a file needs it
+
     result = analyze_text(text, path)
     if complexity and result.callsites:
         from .bytecode import complexity_for

@@ -37,6 +37,7 @@ __all__ = [
     "EditError",
     "TextEdit",
     "apply_edits",
+    "clear_workers",
     "set_chunksize",
     "set_parameters",
     "set_workers",
@@ -342,3 +343,42 @@ def source_parses(text: str) -> bool:
     except Exception:  # ParserSyntaxError, and rarely others from the native parser
         return False
     return True
+
+
+def clear_workers(source: str, ctor: PoolConstructor) -> list[TextEdit]:
+    """Edits that drop the constructor's worker count so the pool sizes itself.
+
+    The argument is removed; when later positional arguments need its place, it
+    becomes ``None`` (every pool and executor reads None as "use the usable cores").
+    ``[]`` when the constructor passes no worker count.
+    """
+    keyword = "max_workers" if _is_executor(ctor.executor) else "processes"
+    snippet = _slice(source, ctor.span, "pool constructor")
+    module, call = _parse_call(snippet, ctor.span, "pool constructor")
+    arg = _argument(call, 0, keyword)
+    if arg is None:
+        return []
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if arg.keyword is None and len(positional) > 1:
+        new_call = call.with_changes(
+            args=[a.with_changes(value=cst.Name("None")) if a is arg else a for a in call.args]
+        )
+    else:
+        rest = [a for a in call.args if a is not arg]
+        if rest and arg is call.args[-1]:
+            rest[-1] = rest[-1].with_changes(comma=arg.comma)
+        new_call = call.with_changes(args=rest)
+    new_snippet = module.code_for_node(new_call)
+    try:
+        _, checked = _parse_call(new_snippet, ctor.span, "pool constructor")
+    except EditError:
+        raise EditError(
+            f"removing the worker count of the pool constructor at {ctor.span.where()} "
+            "would not parse"
+        ) from None
+    remaining = _argument(checked, 0, keyword)
+    if remaining is not None and not (
+        isinstance(remaining.value, cst.Name) and remaining.value.value == "None"
+    ):
+        raise EditError(f"could not remove the worker count at {ctor.span.where()}")
+    return [TextEdit(ctor.span, new_snippet)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .lines import line_starts, offset_of
 
 if TYPE_CHECKING:
-    from .bytecode import FunctionComplexity
+    from .bytecode import Complexity
 
 PROCESS_POOL = "process_pool"
 THREAD_POOL = "thread_pool"
@@ -36,6 +36,10 @@ POOL_SPECIFIC_METHODS = frozenset(
     {"imap", "imap_unordered", "starmap", "map_async", "starmap_async"}
 )
 POOL_METHODS = POOL_SPECIFIC_METHODS | {"map"}
+#: A call of a pool-only method, as a regular expression over source text: the dot and
+#: the name may be split by whitespace and line continuations. Shared by the file
+#: prefilter (``driver.py``) and the statement selection (``statements.py``).
+POOL_ONLY_CALL = r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
 
 
 class AnalysisError(Exception):
@@ -164,10 +168,18 @@ class PoolConstructor:
     workers_span: Span | None = None
     workers_value: int | None = None
     in_loop: bool = False
+    #: The loop is a comprehension: one pool per element, none of them closed.
+    in_comprehension: bool = False
+    #: Built inside ``with pytest.raises(...)``/``assertRaises(...)``: meant to fail.
+    expected_to_raise: bool = False
+    #: Method called on the new pool right away (``map`` in ``Pool(2).map(...)``).
+    chained_method: str | None = None
     main_guarded: bool = False
     #: Created at module level (not inside a def or class body).
     module_level: bool = False
-    #: Used as a context manager, or close()/terminate()/shutdown() in the same scope.
+    #: Used as a context manager, closed/terminated/shut down in its scope (for
+    #: ``self.attr``: in any method of the class or its bases in the file), returned,
+    #: or handed to another call, which then owns it.
     closed: bool = False
     #: The name it is bound to (``pool`` in ``pool = Pool()``), if any.
     bound_name: str | None = None
@@ -205,7 +217,7 @@ class CallSite:
     chunksize_style: str | None = None
     constructor: PoolConstructor | None = None
     #: The callee's bytecode complexity, filled in by the analysis driver.
-    complexity: FunctionComplexity | None = None
+    complexity: Complexity | None = None
 
     @property
     def kind(self) -> str | None:

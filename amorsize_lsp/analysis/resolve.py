@@ -11,45 +11,28 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
+from typing import Literal
 
 import libcst as cst
 
+from .pool_names import GET_CONTEXT, POOL_CLASSES, START_METHODS
 from .scopes import Binding, Scope
 
-#: Every spelling of a pool class -> its canonical qualified name.
-POOL_CLASSES: dict[str, str] = {
-    "multiprocessing.Pool": "multiprocessing.pool.Pool",
-    "multiprocessing.pool.Pool": "multiprocessing.pool.Pool",
-    "multiprocessing.context.BaseContext.Pool": "multiprocessing.pool.Pool",
-    "multiprocessing.pool.ThreadPool": "multiprocessing.pool.ThreadPool",
-    "multiprocessing.dummy.Pool": "multiprocessing.pool.ThreadPool",
-    "torch.multiprocessing.Pool": "torch.multiprocessing.Pool",
-    "torch.multiprocessing.pool.Pool": "torch.multiprocessing.Pool",
-    "concurrent.futures.ProcessPoolExecutor": "concurrent.futures.ProcessPoolExecutor",
-    "concurrent.futures.process.ProcessPoolExecutor": "concurrent.futures.ProcessPoolExecutor",
-    "concurrent.futures.ThreadPoolExecutor": "concurrent.futures.ThreadPoolExecutor",
-    "concurrent.futures.thread.ThreadPoolExecutor": "concurrent.futures.ThreadPoolExecutor",
-}
-GET_CONTEXT = frozenset(
-    {
-        "multiprocessing.get_context",
-        "multiprocessing.context.get_context",
-        "torch.multiprocessing.get_context",
-    }
-)
-PARTIALS = frozenset({"functools.partial"})
-CONTEXT_MANAGER_DECORATORS = frozenset({"contextlib.contextmanager"})
-#: What ``from M import *`` brings in that matters here.
-STAR_EXPORTS: dict[str, tuple[str, ...]] = {
-    "multiprocessing": ("Pool", "get_context"),
-    "multiprocessing.pool": ("Pool", "ThreadPool"),
-    "multiprocessing.dummy": ("Pool",),
-    "concurrent.futures": ("ProcessPoolExecutor", "ThreadPoolExecutor"),
-    "torch.multiprocessing": ("Pool", "get_context"),
-    "functools": ("partial",),
-}
-START_METHODS = frozenset({"fork", "spawn", "forkserver"})
 BUILTIN_NAMES = frozenset(dir(builtins))
+#: See ``Value``.
+ValueKind = Literal[
+    "dotted",
+    "pool_class",
+    "context",
+    "pool",
+    "func",
+    "cm",
+    "local_class",
+    "self",
+    "builtin",
+    "other",
+    "unknown",
+]
 MAX_DEPTH = 40
 
 
@@ -70,12 +53,11 @@ class Value:
     - ``unknown``: cannot tell.
     """
 
-    kind: str
+    kind: ValueKind
     path: str | None = None
     executor: str | None = None
     start_method: str | None = None
     ctor: cst.Call | None = None
-    ctor_scope: Scope | None = None
     binding: Binding | None = None
     scope: Scope | None = None
     inner: Value | None = None
@@ -247,11 +229,9 @@ class Resolver:
         func = self.value(expr.func, scope, order, depth)
         if func.kind == "pool_class":
             start = func.start_method or self._context_kwarg(expr, scope, order, depth)
-            return Value(
-                "pool", executor=func.executor, start_method=start, ctor=expr, ctor_scope=scope
-            )
+            return Value("pool", executor=func.executor, start_method=start, ctor=expr)
         if func.kind == "local_class" and func.executor:
-            return Value("pool", executor=func.executor, ctor=expr, ctor_scope=scope)
+            return Value("pool", executor=func.executor, ctor=expr)
         if func.kind == "dotted" and func.path in GET_CONTEXT:
             method = None
             if expr.args and isinstance(expr.args[0].value, cst.SimpleString):

@@ -10,43 +10,62 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libcst as cst
 
 from .model import POOL_METHODS
+from .pool_names import STAR_EXPORTS
+
+BindingKind = Literal["import", "from", "assign", "def", "class", "param", "with", "unknown"]
+ScopeKind = Literal["module", "class", "function", "lambda", "comprehension"]
 
 CLOSE_METHODS = frozenset({"close", "terminate", "shutdown"})
 CLOSER_FUNCS = frozenset({"closing", "enter_context", "callback", "push"})
+#: Calls that look at a pool without keeping it: passing it to them is no hand-over.
+VIEWING_FUNCS = frozenset(
+    {"print", "repr", "str", "len", "isinstance", "id", "type", "hash", "bool", "format"}
+)
+#: Context managers whose block is expected to raise (``pytest.raises``, unittest's).
+RAISES_MANAGERS = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
 
 
 @dataclass(eq=False)
 class Binding:
-    """One way a name gets a value: ``kind`` says how, ``value`` what to evaluate."""
+    """One way a name gets a value: ``kind`` says how, ``value`` what to evaluate.
+
+    ``value`` is the assigned expression (``assign``, ``with``), the dotted path
+    (``import``, ``from``), the def or class node (``def``, ``class``; None for
+    a stub) or the parameter's name (``param``). ``extra`` is the scope a def or
+    class opens, or a parameter's (or bare ``x: T``) annotation.
+    """
 
     order: int
-    kind: str  # import | from | assign | def | class | param | with | unknown
-    value: object = None  # expression node, dotted path, or def/class node
+    kind: BindingKind
+    value: cst.CSTNode | str | None = None
     scope: Scope | None = None  # where ``value`` is evaluated
-    extra: object = None  # param annotation, tuple index, ...
+    extra: Scope | cst.BaseExpression | None = None
 
 
 @dataclass(eq=False)
 class Scope:
-    kind: str  # module | class | function | lambda | comprehension
+    """A module, class, function, lambda or comprehension scope, with its bindings."""
+
+    kind: ScopeKind
     node: cst.CSTNode | None
     parent: Scope | None
     qualname: str = ""
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
     global_names: set[str] = field(default_factory=set)
-    nonlocal_names: set[str] = field(default_factory=set)
     #: class scopes: ``self.attr = value`` bindings from its methods.
     self_attrs: dict[str, list[Binding]] = field(default_factory=dict)
-    #: class scopes: attributes closed by ``self.attr.close()`` in some method.
+    #: class scopes: attributes closed by ``self.attr.close()`` in some method, or
+    #: handed to another call (which then owns them).
     self_closed: set[str] = field(default_factory=set)
     #: function scopes: returned and yielded expressions, with their order.
     returns: list[tuple[int, cst.BaseExpression]] = field(default_factory=list)
     yields: list[tuple[int, cst.BaseExpression]] = field(default_factory=list)
-    #: names closed, used in ``with``, handed to ``closing()`` or returned here.
+    #: names closed, used in ``with``, returned, or handed to another call here.
     closed_names: set[str] = field(default_factory=set)
     #: function scopes: the name of the first parameter of a method (``self``).
     self_name: str | None = None
@@ -90,6 +109,12 @@ class CallRecord:
     with_managed: bool = False
     bound_name: str | None = None
     bound_self_attr: str | None = None
+    #: Inside a comprehension (one call per element), not only a ``for``/``while`` body.
+    in_comprehension: bool = False
+    #: Inside ``with pytest.raises(...)`` or ``self.assertRaises(...)``.
+    expected_to_raise: bool = False
+    #: The method called on this call's result right away (``map`` in ``Pool(2).map``).
+    chained_method: str | None = None
 
 
 def is_main_test(test: cst.BaseExpression) -> bool:
@@ -104,6 +129,15 @@ def is_main_test(test: cst.BaseExpression) -> bool:
         isinstance(s, cst.SimpleString) and s.evaluated_value == "__main__" for s in sides
     )
     return has_name and has_main
+
+
+def _is_raises_manager(item: cst.BaseExpression) -> bool:
+    """``pytest.raises(E)``, ``self.assertRaises(E)``, ``raises(E)``: a block meant to fail."""
+    if not isinstance(item, cst.Call):
+        return False
+    func = item.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+    return name in RAISES_MANAGERS
 
 
 def _target_names(target: cst.BaseExpression) -> list[cst.Name]:
@@ -197,6 +231,10 @@ class ScopeBuilder:
         self._guard_blocks: set[int] = set()
         self._loop_blocks: set[int] = set()
         self._guard_depth = 0
+        self._comprehension_depth = [0]
+        self._raises_blocks: set[int] = set()
+        self._raises_depth = 0
+        self._chained: dict[int, str] = {}
         self._with_items: set[int] = set()
         self._assigned: dict[int, tuple[str | None, str | None]] = {}
         self._scope_of: dict[int, Scope] = {}
@@ -206,7 +244,7 @@ class ScopeBuilder:
         self.order += 1
         return self.order
 
-    def _push(self, kind: str, node: cst.CSTNode, name: str = "") -> Scope:
+    def _push(self, kind: ScopeKind, node: cst.CSTNode, name: str = "") -> Scope:
         parent = self.scope
         qual = parent.child_qualname(name) if name else parent.qualname
         scope = Scope(kind, node, parent, qualname=qual)
@@ -225,7 +263,11 @@ class ScopeBuilder:
         return s
 
     def _bind_target(
-        self, target: cst.BaseExpression, kind: str, value: object, extra: object = None
+        self,
+        target: cst.BaseExpression,
+        kind: BindingKind | Literal["walrus"],
+        value: cst.BaseExpression | None,
+        extra: cst.BaseExpression | None = None,
     ) -> None:
         scope = self._binding_scope() if kind == "walrus" else self.scope
         if isinstance(target, cst.Name):
@@ -279,8 +321,6 @@ class ScopeBuilder:
             module = cst.helpers.get_full_name_for_node(node.module)
         if isinstance(node.names, cst.ImportStar):
             if module is not None:
-                from .resolve import STAR_EXPORTS
-
                 for name in STAR_EXPORTS.get(module, ()):
                     self.scope.bind(
                         name, Binding(self._next(), "from", f"{module}.{name}", self.scope)
@@ -339,10 +379,9 @@ class ScopeBuilder:
     def visit_Global(self, node: cst.Global) -> None:
         self.scope.global_names.update(n.name.value for n in node.names)
 
-    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
-        self.scope.nonlocal_names.update(n.name.value for n in node.names)
-
     def visit_With(self, node: cst.With) -> None:
+        if any(_is_raises_manager(item.item) for item in node.items):
+            self._raises_blocks.add(id(node.body))
         for item in node.items:
             self._with_items.add(id(item.item))
             if isinstance(item.item, cst.Name):
@@ -382,12 +421,16 @@ class ScopeBuilder:
             self._loop_depth[-1] += 1
         if id(node) in self._guard_blocks:
             self._guard_depth += 1
+        if id(node) in self._raises_blocks:
+            self._raises_depth += 1
 
     def _leave_block(self, node: cst.CSTNode) -> None:
         if id(node) in self._loop_blocks:
             self._loop_depth[-1] -= 1
         if id(node) in self._guard_blocks:
             self._guard_depth -= 1
+        if id(node) in self._raises_blocks:
+            self._raises_depth -= 1
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.name is not None:
@@ -420,6 +463,7 @@ class ScopeBuilder:
         if outer.kind == "class" and positional and not scope.is_staticmethod:
             scope.self_name = positional[0].name.value
         self._loop_depth.append(0)
+        self._comprehension_depth.append(0)
         all_params = [*positional, *params.kwonly_params]
         for extra in (params.star_arg, params.star_kwarg):
             if isinstance(extra, cst.Param):
@@ -429,6 +473,7 @@ class ScopeBuilder:
             scope.bind(p.name.value, Binding(self._next(), "param", p.name.value, scope, ann))
         self.walk(node.body)
         self._loop_depth.pop()
+        self._comprehension_depth.pop()
         self._pop()
         outer.bind(node.name.value, Binding(self._next(), "def", node, outer, scope))
         return False
@@ -436,10 +481,12 @@ class ScopeBuilder:
     def visit_Lambda(self, node: cst.Lambda) -> bool:
         scope = self._push("lambda", node, "<lambda>")
         self._loop_depth.append(0)
+        self._comprehension_depth.append(0)
         for p in node.params.params:
             scope.bind(p.name.value, Binding(self._next(), "param", p.name.value, scope, None))
         self.walk(node.body)
         self._loop_depth.pop()
+        self._comprehension_depth.pop()
         self._pop()
         return False
 
@@ -458,9 +505,11 @@ class ScopeBuilder:
     def _visit_comprehension(self, node: cst.CSTNode) -> None:
         self._push("comprehension", node, "")
         self._loop_depth[-1] += 1
+        self._comprehension_depth[-1] += 1
 
     def _leave_comprehension(self, node: cst.CSTNode) -> None:
         self._loop_depth[-1] -= 1
+        self._comprehension_depth[-1] -= 1
         self._pop()
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _visit_comprehension
@@ -482,6 +531,13 @@ class ScopeBuilder:
         elif isinstance(func, cst.Name) and func.value in CLOSER_FUNCS:
             for arg in node.args:
                 self._note_closed(arg.value)
+        if not (isinstance(func, cst.Name) and func.value in VIEWING_FUNCS):
+            # ``register(pool)``, ``loop.set_default_executor(ex)``, ``pools.append(p)``:
+            # whoever receives the pool now owns it (and closes it, or not).
+            for arg in node.args:
+                self._note_closed(arg.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Call):
+            self._chained[id(func.value)] = func.attr.value
         fn_scope = self.scope
         while fn_scope.kind in ("comprehension", "class") and fn_scope.parent is not None:
             fn_scope = fn_scope.parent
@@ -499,10 +555,16 @@ class ScopeBuilder:
                 with_managed=id(node) in self._with_items,
                 bound_name=bound[0],
                 bound_self_attr=bound[1],
+                in_comprehension=self._comprehension_depth[-1] > 0,
+                expected_to_raise=self._raises_depth > 0,
+                # The outer call is visited first, so its method is already known.
+                chained_method=self._chained.pop(id(node), None),
             )
         )
 
     def _note_closed(self, value: cst.BaseExpression) -> None:
+        if isinstance(value, cst.Attribute) and value.attr.value in CLOSE_METHODS:
+            value = value.value  # ``atexit.register(pool.terminate)``
         if isinstance(value, cst.Name):
             self.scope.closed_names.add(value.value)
         elif (
@@ -521,7 +583,7 @@ class ScopeBuilder:
             self.statement_index = first_index + offset
             self.walk(stmt)
 
-    def add_stub(self, name: str, kind: str) -> None:
+    def add_stub(self, name: str, kind: Literal["def", "class"]) -> None:
         """Bind a module-level def or class that was not parsed: its name and kind only."""
         scope = Scope("function" if kind == "def" else "class", None, self.module_scope, name)
         self.module_scope.bind(name, Binding(self._next(), kind, None, self.module_scope, scope))

@@ -22,18 +22,19 @@ import ast
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 import libcst as cst
 
-from .resolve import STAR_EXPORTS
+from .model import POOL_ONLY_CALL
+from .pool_names import STAR_EXPORTS
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: A call of a pool-only method: the dot and the name may be split by whitespace
-#: and line continuations. Shared with the file prefilter in ``driver.py``.
-POOL_ONLY_CALL = r"\.\s*(?:\\\s*)*(?:imap|imap_unordered|starmap|map_async|starmap_async)\b"
 _POOL_TEXT = re.compile(rf"Pool|get_context|{POOL_ONLY_CALL}")
 _CACHE_SIZE = 4096
+#: A def or class that is bound by name only: ``(name, "def" | "class")``.
+Stub = tuple[str, Literal["def", "class"]]
 _cache: OrderedDict[str, cst.Module] = OrderedDict()
 
 
@@ -49,9 +50,9 @@ class Statement:
     words: frozenset[str] = frozenset()
     binds: frozenset[str] = frozenset()
     #: "full" (parse with libcst), "stub" (bind names only) or "" (skip).
-    mode: str = ""
+    mode: Literal["full", "stub", ""] = ""
     module: cst.Module | None = None
-    stubs: list[tuple[str, str]] = field(default_factory=list)
+    stubs: list[Stub] = field(default_factory=list)
 
 
 def parse_statement(text: str) -> cst.Module:

@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amorsize_lsp.daemon.client import DaemonClient, DaemonError, DaemonUnavailable
+from amorsize_lsp.daemon.client import (
+    DaemonClient,
+    DaemonError,
+    DaemonUnavailable,
+    serve_command,
+)
 from amorsize_lsp.daemon.paths import (
     DB_ENV,
     PathError,
@@ -57,6 +62,16 @@ def _client(
     args: argparse.Namespace, *, spawn: bool = False, timeout_s: float = 10.0
 ) -> DaemonClient:
     return DaemonClient(_socket(args), spawn=spawn, db_path=_db(args), timeout_s=timeout_s)
+
+
+def _open_readonly(args: argparse.Namespace) -> Any:
+    """The store opened read-only (safe beside a running daemon); CliError if absent."""
+    from amorsize_lsp.daemon.store import Store, StoreError
+
+    try:
+        return Store(_db(args), readonly=True)
+    except StoreError as e:
+        raise CliError(str(e)) from None
 
 
 def _print_json(value: Any) -> None:
@@ -106,24 +121,16 @@ def _serve_detached(args: argparse.Namespace) -> int:
         ensure_private_dir(sock.parent)
     except PathError as e:
         raise CliError(str(e)) from None
-    cmd = [
-        sys.executable,
-        "-m",
-        "amorsize_lsp.daemon",
-        "serve",
-        "--foreground",
-        "--socket",
-        str(sock),
+    cmd = serve_command(
+        sock,
+        _db(args),
         "--idle-timeout",
         str(args.idle_timeout),
         "--sample-memory-mb",
         str(args.sample_memory_mb),
         "--jobs",
         str(args.jobs),
-    ]
-    db = _db(args)
-    if db is not None:
-        cmd += ["--db", str(db)]
+    )
     log = log_path(sock)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -235,13 +242,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _local_stats(args: argparse.Namespace) -> Any:
     """No daemon: read the store read-only and compute the same report here."""
     from amorsize_lsp.daemon.advisor import Advisor
-    from amorsize_lsp.daemon.store import Store, StoreError
     from amorsize_lsp.engine.system import SystemProfile
 
-    try:
-        store = Store(_db(args), readonly=True)
-    except StoreError as e:
-        raise CliError(str(e)) from None
+    store = _open_readonly(args)
     try:
         return Advisor(store, SystemProfile.detect()).stats()
     finally:
@@ -404,12 +407,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from amorsize_lsp.daemon.sharing import export_profiles
-    from amorsize_lsp.daemon.store import Store, StoreError
 
-    try:
-        store = Store(_db(args), readonly=True)
-    except StoreError as e:
-        raise CliError(str(e)) from None
+    store = _open_readonly(args)
     try:
         project = Path(args.project).resolve() if args.project else None
         if args.output:

@@ -26,9 +26,16 @@ from typing import Any
 
 from amorsize_lsp.analysis.model import EXECUTOR_KINDS, PROCESS_POOL
 from amorsize_lsp.daemon import features, sharing
-from amorsize_lsp.daemon.knn import CONFIDENCE_THRESHOLD, KNN, PREDICTOR_VERSION, Example
+from amorsize_lsp.daemon.knn import (
+    CONFIDENCE_THRESHOLD,
+    KNN,
+    MAX_EXAMPLES,
+    PREDICTOR_VERSION,
+    Example,
+)
 from amorsize_lsp.daemon.store import Store, row_profile
 from amorsize_lsp.engine import cost
+from amorsize_lsp.engine.cost import _fmt_s
 from amorsize_lsp.engine.system import Calibration, SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
 
@@ -114,14 +121,6 @@ def _ago(seconds: float) -> str:
     if s < 36 * 3600:
         return f"{s / 3600:.0f} h ago"
     return f"{s / 86400:.0f} days ago"
-
-
-def _fmt_s(s: float) -> str:
-    if s >= 1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.1f} µs"
 
 
 class Advisor:
@@ -324,6 +323,10 @@ class Advisor:
             extra.append("it was measured while the machine was busy (noisy): less confidence")
         return Found(prof, source, factor, [head, *extra])
 
+    def warm(self) -> None:
+        """Build the k-NN now (a server can call this off the request path)."""
+        self.model()
+
     def model(self) -> KNN | None:
         """The k-NN over every measured function, built lazily after a change."""
         with self._lock:
@@ -342,7 +345,8 @@ class Advisor:
             if k not in latest or rank >= latest[k][0]:
                 latest[k] = (rank, row)
         examples: list[Example] = []
-        for (code_hash, machine), (_, row) in latest.items():
+        newest = sorted(latest.items(), key=lambda kv: kv[1][1]["measured_at"])[-MAX_EXAMPLES:]
+        for (code_hash, machine), (_, row) in newest:
             item = self._item_cost(self._machine(machine))
             vec = features.from_row(row, item)
             if vec is None:
@@ -354,6 +358,8 @@ class Advisor:
                 if (code_hash, sp.fingerprint) in seen:
                     continue
                 seen.add((code_hash, sp.fingerprint))
+                if len(examples) >= MAX_EXAMPLES:
+                    break
                 executor = sp.callsite.get("executor")
                 kind = EXECUTOR_KINDS.get(executor) if isinstance(executor, str) else None
                 vec = features.from_callsite(sp.callsite, kind, self._item_cost(sp.system))

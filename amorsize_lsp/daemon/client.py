@@ -42,6 +42,23 @@ class DaemonUnavailable(DaemonError):
     """No daemon listens on the socket (and none was started)."""
 
 
+def serve_command(
+    socket_path: str | os.PathLike[str],
+    db_path: str | os.PathLike[str] | None = None,
+    *extra: str,
+    foreground: bool = True,
+    python: str | None = None,
+) -> list[str]:
+    """The argv that runs ``amorsize-daemon serve`` under ``python`` (this interpreter)."""
+    cmd = [python or sys.executable, "-m", "amorsize_lsp.daemon", "serve"]
+    if foreground:
+        cmd.append("--foreground")
+    cmd += ["--socket", str(socket_path)]
+    if db_path is not None:
+        cmd += ["--db", str(db_path)]
+    return [*cmd, *extra]
+
+
 def spawn_daemon(
     socket_path: Path,
     db_path: Path | None = None,
@@ -54,18 +71,8 @@ def spawn_daemon(
     session and exits once it answers, so the caller can reap it and no zombie
     stays behind.
     """
-    cmd = [
-        python or sys.executable,
-        "-m",
-        "amorsize_lsp.daemon",
-        "serve",
-        "--socket",
-        str(socket_path),
-    ]
-    if db_path is not None:
-        cmd += ["--db", str(db_path)]
-    if idle_timeout_s is not None:
-        cmd += ["--idle-timeout", str(idle_timeout_s)]
+    extra = ["--idle-timeout", str(idle_timeout_s)] if idle_timeout_s is not None else []
+    cmd = serve_command(socket_path, db_path, *extra, foreground=False, python=python)
     return subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,

@@ -13,16 +13,11 @@ import math
 from typing import Any
 
 from amorsize_lsp.analysis.model import THREAD_EXECUTOR, THREAD_POOL
+from amorsize_lsp.daemon.store import COMPLEXITY_COLUMNS
 
 #: Feature names, in vector order.
 FEATURES = (
-    "bytecode_size",
-    "instruction_count",
-    "loop_count",
-    "max_loop_depth",
-    "call_count",
-    "recursive",
-    "blocking_io",
+    *COMPLEXITY_COLUMNS,
     "io_calls",
     "length",
     "thread_executor",
@@ -30,6 +25,8 @@ FEATURES = (
 )
 
 Vector = tuple[float | None, ...]
+#: Complexity counts that span orders of magnitude.
+_LOG_SCALED = frozenset({"bytecode_size", "instruction_count", "call_count"})
 
 
 def _num(v: Any) -> float | None:
@@ -59,13 +56,7 @@ def vector(
     n_io = len(io_calls) if isinstance(io_calls, list) else None
     item = _num(machine_item_s)
     return (
-        _log1p(cx.get("bytecode_size")),
-        _log1p(cx.get("instruction_count")),
-        _num(cx.get("loop_count")),
-        _num(cx.get("max_loop_depth")),
-        _log1p(cx.get("call_count")),
-        _num(cx.get("recursive")),
-        _num(cx.get("blocking_io")),
+        *((_log1p if c in _LOG_SCALED else _num)(cx.get(c)) for c in COMPLEXITY_COLUMNS),
         float(n_io) if n_io is not None else None,
         _log1p(length) if length is not None else None,
         None if executor_kind is None else float(executor_kind in (THREAD_POOL, THREAD_EXECUTOR)),
@@ -84,15 +75,7 @@ def from_callsite(
 
 def from_row(row: dict[str, Any], machine_item_s: float | None) -> Vector | None:
     """Features of a stored profile row joined with its function (``Store.profiles()``)."""
-    cx: dict[str, Any] = {
-        "bytecode_size": row.get("f_bytecode_size"),
-        "instruction_count": row.get("f_instruction_count"),
-        "loop_count": row.get("f_loop_count"),
-        "max_loop_depth": row.get("f_max_loop_depth"),
-        "call_count": row.get("f_call_count"),
-        "recursive": row.get("f_recursive"),
-        "blocking_io": row.get("f_blocking_io"),
-    }
+    cx: dict[str, Any] = {c: row.get(f"f_{c}") for c in COMPLEXITY_COLUMNS}
     io = row.get("f_io_calls")
     if isinstance(io, str):
         try:

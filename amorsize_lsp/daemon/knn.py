@@ -7,7 +7,8 @@ machine at hand.
 
 - Features are z-scored with the training mean and standard deviation (log-scaled
   upstream, see ``features``); a missing value takes the training median; a
-  feature that never varies is left out.
+  feature that never varies is left out. Each then gets a weight (0, ½, 1 or 2),
+  learned by coordinate search on the leave-one-out error.
 - k is chosen by leave-one-out over the training set, leaving out every example
   of the same function (code hash) at once, so a function measured on two
   machines cannot find itself.
@@ -23,6 +24,7 @@ and ``math.dist`` keeps a query over a few thousand rows well under a millisecon
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import statistics
@@ -33,14 +35,24 @@ from amorsize_lsp.daemon.features import FEATURES, Vector
 from amorsize_lsp.engine.workload import WorkloadProfile
 
 #: Stored with outcomes; bump when the predictor's behaviour changes.
-PREDICTOR_VERSION = "knn-1"
+PREDICTOR_VERSION = "knn-2"
 #: Fewer distinct functions than this: no prediction at all.
 MIN_GROUPS = 3
 MAX_K = 12
+#: The model keeps at most this many examples (the newest): a query stays well under
+#: a millisecond and a rebuild about a second on a slow core.
+MAX_EXAMPLES = 5000
+#: Feature weights are learned from this many functions on, on a sample of at most
+#: WEIGHT_SAMPLE of them, trying these values for one weight at a time.
+MIN_GROUPS_FOR_WEIGHTS = 12
+WEIGHT_SAMPLE = 150
+WEIGHT_STEPS = (0.0, 0.5, 2.0)
 #: Leave-one-out for k uses at most this many queries (the rest only serve as neighbours).
 MAX_LOO_QUERIES = 300
 #: Spread of the neighbours' log item times (natural log) that divides confidence by e.
 SPREAD_SCALE = math.log(10)
+#: Neighbours whose agreement sets the confidence (at least; k when larger).
+AGREEMENT_K = 3
 #: Below this confidence the advisor says nothing.
 CONFIDENCE_THRESHOLD = 0.3
 
@@ -85,12 +97,23 @@ class KNN:
         k: int | None = None,
         max_k: int = MAX_K,
         seed: int = 0,
+        weights: Sequence[float] | None = None,
     ) -> None:
         self.examples = [e for e in examples if e.profile.mean_s > 0]
         self.groups = len({e.group for e in self.examples})
         self._fit_scaling()
+        #: Per-feature weight on the scaled value (index as in FEATURES).
+        self.weights: list[float] = [1.0] * len(FEATURES)
+        if weights is not None:
+            self.weights = [float(w) for w in weights]
+        elif k is None and self.groups >= MIN_GROUPS_FOR_WEIGHTS:
+            self.weights = self._learn_weights(max_k, seed)
+        self.active = [j for j in self.active if self.weights[j] > 0]
         self._vectors = [self._scale(e.features) for e in self.examples]
         self._logs = [math.log(e.profile.mean_s) for e in self.examples]
+        self._by_group: dict[str, list[int]] = {}
+        for i, e in enumerate(self.examples):
+            self._by_group.setdefault(e.group, []).append(i)
         self._rng = random.Random(seed)
         self.ref_distance = self._reference_distance()
         if k is not None:
@@ -126,8 +149,31 @@ class KNN:
             v = features[j]
             if v is None:
                 v = self.medians[j]
-            out.append((v - self.means[j]) / self.scales[j])
+            out.append((v - self.means[j]) / self.scales[j] * self.weights[j])
         return tuple(out)
+
+    def _learn_weights(self, max_k: int, seed: int) -> list[float]:
+        """Feature weights by coordinate search on the leave-one-out error.
+
+        On a sample of the examples; a change is kept only when it lowers the error
+        by more than 1%, so noise does not steer it.
+        """
+        rng = random.Random(seed)
+        sample = list(self.examples)
+        if len(sample) > WEIGHT_SAMPLE:
+            sample = rng.sample(sample, WEIGHT_SAMPLE)
+        weights = [1.0] * len(FEATURES)
+        best = KNN(sample, max_k=max_k, seed=seed, weights=weights).loo_error
+        if best is None:
+            return weights
+        for j in self.active:
+            for step in WEIGHT_STEPS:
+                trial = list(weights)
+                trial[j] = step
+                err = KNN(sample, max_k=max_k, seed=seed, weights=trial).loo_error
+                if err is not None and err < best * 0.99:
+                    best, weights = err, trial
+        return weights
 
     def _reference_distance(self) -> float:
         """The median distance from a training example to its nearest other function."""
@@ -136,17 +182,9 @@ class KNN:
         idx = self._query_indexes()
         near = []
         for i in idx:
-            g = self.examples[i].group
-            best = min(
-                (
-                    math.dist(self._vectors[i], v)
-                    for v, e in zip(self._vectors, self.examples, strict=True)
-                    if e.group != g
-                ),
-                default=math.inf,
-            )
-            if math.isfinite(best):
-                near.append(best)
+            nearest = self._ranked(self._vectors[i], self.examples[i].group, 1)
+            if nearest:
+                near.append(nearest[0][1])
         ref = statistics.median(near) if near else 1.0
         # Identical feature vectors are common (same shape, other constants): keep a floor.
         return max(ref, 0.25)
@@ -169,8 +207,14 @@ class KNN:
             if not ranked:
                 continue
             count += 1
-            for k in range(1, top + 1):
-                errors[k] += abs(self._log_mean(ranked[:k]) - self._logs[i])
+            sum_w = sum_wl = 0.0
+            for k, (j, d) in enumerate(ranked, 1):
+                w = self._weight(d)
+                sum_w += w
+                sum_wl += w * self._logs[j]
+                errors[k] += abs(sum_wl / sum_w - self._logs[i])
+            for k in range(len(ranked) + 1, top + 1):
+                errors[k] += abs(sum_wl / sum_w - self._logs[i])
         if not count:
             return 1, None
         best = min(range(1, top + 1), key=lambda k: (errors[k], k))
@@ -182,19 +226,15 @@ class KNN:
         self, q: tuple[float, ...], exclude: str | None, limit: int
     ) -> list[tuple[int, float]]:
         """The ``limit`` nearest examples as (index, distance), nearest first."""
-        ds = (
-            (i, math.dist(q, v))
-            for i, v in enumerate(self._vectors)
-            if exclude is None or self.examples[i].group != exclude
-        )
-        return heapq.nsmallest(limit, ds, key=lambda t: t[1])
+        ds = list(map(math.dist, itertools.repeat(q, len(self._vectors)), self._vectors))
+        if exclude is not None:
+            for i in self._by_group.get(exclude, ()):
+                ds[i] = math.inf
+        nearest = heapq.nsmallest(limit, range(len(ds)), key=ds.__getitem__)
+        return [(i, ds[i]) for i in nearest if ds[i] != math.inf]
 
     def _weight(self, d: float) -> float:
         return 1.0 / (d + 0.1 * self.ref_distance)
-
-    def _log_mean(self, nb: Sequence[tuple[int, float]]) -> float:
-        ws = [self._weight(d) for _, d in nb]
-        return sum(w * self._logs[i] for w, (i, _) in zip(ws, nb, strict=True)) / sum(ws)
 
     def predict(self, features: Vector, *, exclude: str | None = None) -> Prediction | None:
         """The predicted profile for ``features`` (None with too few measured functions).
@@ -205,18 +245,24 @@ class KNN:
         if groups < MIN_GROUPS or len(features) != len(FEATURES):
             return None
         q = self._scale(features)
-        nb = self._ranked(q, exclude, self.k)
+        # Agreement is judged over at least AGREEMENT_K neighbours, whatever k is:
+        # with k = 1 a lone neighbour always "agrees" with itself.
+        wide = self._ranked(q, exclude, max(self.k, AGREEMENT_K))
+        nb = wide[: self.k]
         if not nb:
             return None
         ws = [self._weight(d) for _, d in nb]
         total = sum(ws)
         mu = sum(w * self._logs[i] for w, (i, _) in zip(ws, nb, strict=True)) / total
-        var = sum(w * (self._logs[i] - mu) ** 2 for w, (i, _) in zip(ws, nb, strict=True)) / total
-        spread = math.sqrt(max(var, 0.0))
+        wws = [self._weight(d) for _, d in wide]
+        wtotal = sum(wws)
+        wmu = sum(w * self._logs[i] for w, (i, _) in zip(wws, wide, strict=True)) / wtotal
+        var = sum(w * (self._logs[i] - wmu) ** 2 for w, (i, _) in zip(wws, wide, strict=True))
+        spread = math.sqrt(max(var / wtotal, 0.0))
         distance = sum(w * d for w, (_, d) in zip(ws, nb, strict=True)) / total
         conf_distance = 1.0 / (1.0 + (distance / (2 * self.ref_distance)) ** 2)
         conf_agree = math.exp(-spread / SPREAD_SCALE)
-        confidence = conf_distance * conf_agree * (1.0 if len(nb) > 1 else 0.8)
+        confidence = conf_distance * conf_agree
         profile = self._blend(nb, ws, math.exp(mu))
         return Prediction(
             profile=profile,
@@ -254,6 +300,14 @@ class KNN:
             **kw,
         )
 
-    def leave_one_out(self) -> list[tuple[Example, Prediction | None]]:
-        """Each example with the prediction made without its function (all examples)."""
-        return [(e, self.predict(e.features, exclude=e.group)) for e in self.examples]
+    def leave_one_out(
+        self, max_queries: int | None = None, seed: int = 0
+    ) -> list[tuple[Example, Prediction | None]]:
+        """Examples with the prediction made without their function.
+
+        All examples, or a seeded random ``max_queries`` of them (large stores).
+        """
+        chosen = self.examples
+        if max_queries is not None and len(chosen) > max_queries:
+            chosen = random.Random(seed).sample(chosen, max_queries)
+        return [(e, self.predict(e.features, exclude=e.group)) for e in chosen]

@@ -69,11 +69,38 @@ def _clean(value: Any) -> Any:
 
 def encode(message: Any) -> bytes:
     """One NDJSON line. Compact, UTF-8, never containing a raw newline."""
+    return encode_json(message).encode("utf-8") + b"\n"
+
+
+class RawResult:
+    """A success reply whose result is already JSON text (a cached answer, encoded once)."""
+
+    __slots__ = ("id", "text")
+
+    def __init__(self, id_: Any, text: str) -> None:
+        self.id = id_
+        self.text = text
+
+    def to_text(self) -> str:
+        return f'{{"jsonrpc":"2.0","id":{json.dumps(self.id)},"result":{self.text}}}'
+
+
+def encode_json(value: Any) -> str:
+    """A value as compact JSON text (NaN and infinities become null)."""
     try:
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        text = json.dumps(_clean(message), ensure_ascii=False, separators=(",", ":"))
-    return text.encode("utf-8") + b"\n"
+        return json.dumps(_clean(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_reply(reply: Any) -> bytes:
+    """One reply line: a message dict, a RawResult, or a batch (list) of them."""
+    if isinstance(reply, RawResult):
+        return reply.to_text().encode("utf-8") + b"\n"
+    if isinstance(reply, list) and any(isinstance(r, RawResult) for r in reply):
+        parts = [r.to_text() if isinstance(r, RawResult) else encode_json(r) for r in reply]
+        return ("[" + ",".join(parts) + "]").encode("utf-8") + b"\n"
+    return encode(reply)
 
 
 def result(id_: Any, value: Any) -> dict[str, Any]:
@@ -107,6 +134,8 @@ def decode_line(line: bytes) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise RpcError(PARSE_ERROR, f"parse error: {e}") from None
+    except RecursionError:
+        raise RpcError(PARSE_ERROR, "parse error: JSON nested too deeply") from None
 
 
 def _valid_id(value: Any) -> bool:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import stat
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +57,66 @@ PARTIAL_MESSAGE_TIMEOUT_S = 10.0
 READ_CHUNK = 1 << 16
 #: A client that stops reading may buffer at most this much before it is dropped.
 MAX_WRITE_BUFFER = 8 << 20
+#: After this long a cached ``recommend`` answer is refreshed (behind the reply):
+#: only a project's profiles file, edited outside the daemon, can make it stale.
+ANSWER_TTL_S = 5.0
+ANSWER_CACHE_SIZE = 4096
+
+
+class _AnswerCache:
+    """Recent ``recommend`` answers, so that a repeated question needs no thread hop.
+
+    Editors ask about the same call sites again and again. Handing each question
+    to the store thread costs a GIL round trip that dominates latency under load,
+    so the loop answers repeats itself, from the JSON text encoded once. The
+    whole cache is dropped whenever the daemon stores something (``generation``
+    keeps an answer computed before a write from being cached after it). Only
+    changes the daemon does not make (a project's ``.amorsize/profiles.jsonl``)
+    can make an entry stale: after ``ANSWER_TTL_S`` an entry is answered once
+    more and refreshed behind it, so such an edit shows within seconds.
+    """
+
+    def __init__(self, ttl_s: float = ANSWER_TTL_S, size: int = ANSWER_CACHE_SIZE) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self.generation = 0
+        self._items: OrderedDict[str, tuple[float, Any, str]] = OrderedDict()
+        #: Keys being refreshed behind a stale answer, with their tasks (kept alive here).
+        self.refreshing: dict[str, asyncio.Task[None]] = {}
+
+    @staticmethod
+    def key(callsite: dict[str, Any]) -> str:
+        # Decoded JSON only holds dicts, lists, strings, numbers, booleans and None,
+        # whose repr tells them apart; a different key order only costs a miss.
+        return repr(callsite)
+
+    def get(self, key: str) -> tuple[float, Any, str] | None:
+        return self._items.get(key)
+
+    def fresh(self, item: tuple[float, Any, str]) -> bool:
+        return time.monotonic() - item[0] <= self.ttl_s
+
+    def put(self, key: str, value: Any, generation: int) -> str:
+        text = rpc.encode_json(value)
+        if generation == self.generation:
+            self._items[key] = (time.monotonic(), value, text)
+            self._items.move_to_end(key)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return text
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._items.clear()
+
+
+class _Raw:
+    """A method's result that is already JSON text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 class AlreadyRunning(Exception):
@@ -78,7 +141,7 @@ class _Connection:
             log.warning("dropping a client that stopped reading its replies")
             self.close()
             return
-        self.writer.write(rpc.encode(message))
+        self.writer.write(rpc.encode_reply(message))
 
     def close(self) -> None:
         if not self.closed:
@@ -143,6 +206,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._ready: asyncio.Future[None] | None = None
         self.exit_reason = ""
+        self.answers = _AnswerCache()
         self._methods: dict[str, Callable[[_Connection, Any], Any]] = {
             "recommend": self._m_recommend,
             "sample": self._m_sample,
@@ -174,12 +238,7 @@ class Daemon:
         from amorsize_lsp.daemon.store import Store
 
         self.store = Store(self.db_path)
-        self.db_path = self.store.path
-        if self.store.quarantined is not None:
-            log.warning(
-                "the store was unreadable and was moved to %s; a fresh one was made",
-                self.store.quarantined,
-            )
+        self.db_path = self.store.path  # a corrupt file was quarantined and logged by Store
         self.system = SystemProfile.detect(calibrate=self.calibrate)
         self.store.record_machine(self.system)
         self.advisor = Advisor(self.store, self.system, project_roots=self.project_roots)
@@ -336,7 +395,10 @@ class Daemon:
                 assert started is not None
                 timeout = max(0.0, PARTIAL_MESSAGE_TIMEOUT_S - (time.monotonic() - started))
             try:
-                chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
+                if timeout is None:
+                    chunk = await reader.read(READ_CHUNK)
+                else:
+                    chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
             except asyncio.TimeoutError:
                 conn.send(
                     self._err(
@@ -396,7 +458,7 @@ class Daemon:
             return replies or None
         return await self._handle_one(conn, obj)
 
-    async def _handle_one(self, conn: _Connection, obj: Any) -> dict[str, Any] | None:
+    async def _handle_one(self, conn: _Connection, obj: Any) -> Any:
         try:
             req = rpc.parse_request(obj)
         except rpc.RpcError as e:
@@ -416,7 +478,11 @@ class Daemon:
             log.exception("method %s failed", req.method)
             err = rpc.RpcError(rpc.INTERNAL_ERROR, f"{req.method} failed: {type(e).__name__}: {e}")
             return None if req.is_notification else rpc.error(req.id, err)
-        return None if req.is_notification else rpc.result(req.id, value)
+        if req.is_notification:
+            return None
+        if isinstance(value, _Raw):
+            return rpc.RawResult(req.id, value.text)
+        return rpc.result(req.id, value)
 
     async def _wait_ready(self) -> None:
         assert self._ready is not None
@@ -436,11 +502,31 @@ class Daemon:
                 "recommend: params.callsite must be an object as printed by "
                 "`amorsize-lint --show-callsites --format json`",
             )
+        key = self.answers.key(callsite)
+        item = self.answers.get(key)
+        if item is not None:
+            if not self.answers.fresh(item) and key not in self.answers.refreshing:
+                self.answers.refreshing[key] = asyncio.create_task(
+                    self._refresh_answer(key, callsite)
+                )
+            return _Raw(item[2])
         await self._wait_ready()
+        generation = self.answers.generation
         try:
-            return await self._db_call(self.advisor.recommend, callsite)
+            value = await self._db_call(self.advisor.recommend, callsite)
         except ValueError as e:
             raise rpc.RpcError(rpc.INVALID_PARAMS, f"recommend: {e}") from None
+        return _Raw(self.answers.put(key, value, generation))
+
+    async def _refresh_answer(self, key: str, callsite: dict[str, Any]) -> None:
+        generation = self.answers.generation
+        try:
+            value = await self._db_call(self.advisor.recommend, callsite)
+            self.answers.put(key, value, generation)
+        except Exception:
+            log.debug("refreshing a cached answer failed", exc_info=True)
+        finally:
+            self.answers.refreshing.pop(key, None)
 
     async def _m_sample(self, conn: _Connection, params: Any) -> Any:
         p = _obj(params, "sample", ("path", "line", "interpreter", "budget_s"))
@@ -534,7 +620,10 @@ class Daemon:
             raise rpc.RpcError(rpc.INVALID_PARAMS, "record: params.calls must be an array")
         parsed = [parse_recorded_call(c, i) for i, c in enumerate(calls)]
         await self._wait_ready()
-        ids = await self._db_call(self._store_recorded, parsed)
+        try:
+            ids = await self._db_call(self._store_recorded, parsed)
+        finally:
+            self.answers.invalidate()
         return {"stored": len(ids), "profile_ids": ids}
 
     def _store_recorded(self, calls: list[dict[str, Any]]) -> list[int]:
@@ -549,7 +638,13 @@ class Daemon:
                 rpc.INVALID_PARAMS, "import: params.lines must be an array of JSON-line strings"
             )
         await self._wait_ready()
-        return {"added": await self._db_call(self._import_lines, lines)}
+        try:
+            added = await self._db_call(self._import_lines, lines)
+        except ValueError as e:
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"import: {e}") from None
+        finally:
+            self.answers.invalidate()
+        return {"added": added}
 
     def _import_lines(self, lines: list[str]) -> int:
         from amorsize_lsp.daemon.sharing import import_profiles
@@ -569,14 +664,52 @@ class Daemon:
         self, callsite: dict[str, Any], profile: WorkloadProfile, noise: list[str]
     ) -> tuple[int, dict[str, Any] | None]:
         assert self.system is not None
-        return await self._db_call(
-            store_sample, self.store, self.advisor, self.system, callsite, profile, noise
-        )
+        try:
+            return await self._db_call(
+                store_sample, self.store, self.advisor, self.system, callsite, profile, noise
+            )
+        finally:
+            self.answers.invalidate()
 
     def _notify_progress(self, job: Job, event: dict[str, Any]) -> None:
         conn = job.owner
         if isinstance(conn, _Connection):
             conn.send(rpc.notification(rpc.PROGRESS, event))
+
+
+def _profile(d: dict[str, Any], where: str) -> WorkloadProfile:
+    """A WorkloadProfile from untrusted JSON, every field checked against its type.
+
+    A wrong type stored now would break every later recommendation for the call site.
+    """
+    defaults = WorkloadProfile(n_items=None, mean_s=0.0)
+    out: dict[str, Any] = {}
+    for f in fields(WorkloadProfile):
+        if f.name not in d:
+            continue
+        v, default = d[f.name], getattr(defaults, f.name)
+        if f.name == "n_items":
+            ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+        elif isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, int | float):
+            ok = (
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= (-1 if f.name == "order_correlation" else 0)
+            )
+        elif isinstance(default, list):
+            ok = isinstance(v, list) and all(isinstance(x, str) for x in v)
+        else:  # strings, and the optional error messages
+            ok = isinstance(v, str) or (v is None and default is None)
+        if not ok:
+            raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.{f.name} has the wrong type or range")
+        out[f.name] = v
+    if "mean_s" not in out:
+        raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.mean_s is required")
+    out.setdefault("n_items", None)
+    return WorkloadProfile(**out)
 
 
 def parse_recorded_call(call: Any, index: int) -> dict[str, Any]:
@@ -589,11 +722,7 @@ def parse_recorded_call(call: Any, index: int) -> dict[str, Any]:
         raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.callsite must be an object")
     if not isinstance(profile, dict):
         raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.profile must be an object")
-    try:
-        prof = WorkloadProfile.from_dict(profile)
-        float(prof.mean_s)
-    except (TypeError, ValueError) as e:
-        raise rpc.RpcError(rpc.INVALID_PARAMS, f"{where}.profile is not a profile: {e}") from None
+    prof = _profile(profile, f"{where}.profile")
     out: dict[str, Any] = {"callsite": callsite, "profile": prof}
     for key in ("n_jobs", "chunksize"):
         v = call.get(key)

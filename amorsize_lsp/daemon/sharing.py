@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -45,9 +45,15 @@ _TIME_FIELDS = (
     "result_loads_s",
 )
 #: One canonical executor name per kind, to rebuild a call-site object.
-_EXECUTOR_FOR_KIND: dict[str, str] = {}
+EXECUTOR_FOR_KIND: dict[str, str] = {}
 for _name, _kind in EXECUTOR_KINDS.items():
-    _EXECUTOR_FOR_KIND.setdefault(_kind, _name)
+    EXECUTOR_FOR_KIND.setdefault(_kind, _name)
+
+
+#: Profile fields that the cost model computes with: they must be finite numbers.
+_NUMBER_FIELDS = tuple(
+    f.name for f in fields(WorkloadProfile) if f.type in ("float", "int") and f.name != "n_items"
+)
 
 
 class SharingError(ValueError):
@@ -116,23 +122,32 @@ def rescale(profile: WorkloadProfile, factor: float) -> WorkloadProfile:
 # ---------------------------------------------------------------------- export
 
 
-def _callsite_from_row(row: dict[str, Any], path: str | None) -> dict[str, Any]:
+def callsite_object(
+    site: dict[str, Any], function: dict[str, Any] | None, *, path: str | None, length: Any
+) -> dict[str, Any]:
+    """A call-site object (the analysis's JSON keys) rebuilt from a stored row.
+
+    ``site`` is a profiles or outcomes row; ``function`` its functions row (plain
+    column names), or None.
+    """
     cx: dict[str, Any] | None = None
-    if row.get("code_hash"):
-        cx = {"resolved": True, "reason": None, "code_hash": row["code_hash"]}
+    if site.get("code_hash"):
+        fn = function or {}
+        cx = {"resolved": True, "reason": None, "code_hash": site["code_hash"]}
         for c in COMPLEXITY_COLUMNS:
-            v = row.get(f"f_{c}")
+            v = fn.get(c)
             cx[c] = bool(v) if c in ("recursive", "blocking_io") and v is not None else v
         try:
-            cx["io_calls"] = json.loads(row.get("f_io_calls") or "[]")
-        except ValueError:
-            cx["io_calls"] = []
+            io = json.loads(fn.get("io_calls") or "[]")
+        except (TypeError, ValueError):
+            io = []
+        cx["io_calls"] = io if isinstance(io, list) else []
     return {
         "path": path,
-        "line": row.get("line"),
-        "function": row.get("function"),
-        "executor": _EXECUTOR_FOR_KIND.get(row.get("executor_kind") or ""),
-        "length": row.get("length"),
+        "line": site.get("line"),
+        "function": site.get("function"),
+        "executor": EXECUTOR_FOR_KIND.get(site.get("executor_kind") or ""),
+        "length": length,
         "complexity": cx,
     }
 
@@ -170,7 +185,12 @@ def export_profiles(store: Store, out: TextIO, *, project: Path | None = None) -
             "source": row["source"],
             "noisy": bool(row.get("noisy")),
             "measured_at": row["measured_at"],
-            "callsite": _callsite_from_row(row, path),
+            "callsite": callsite_object(
+                row,
+                {c: row.get(f"f_{c}") for c in (*COMPLEXITY_COLUMNS, "io_calls")},
+                path=path,
+                length=row.get("length"),
+            ),
             "machine": {"fingerprint": fp, "system": machines[fp]},
             "profile": json.loads(row["profile"]),
         }
@@ -204,8 +224,11 @@ def parse_line(text: str) -> SharedProfile:
         raise ValueError("'machine' must be an object with a 'fingerprint' string")
     if not isinstance(prof, dict):
         raise ValueError("'profile' must be an object")
-    mean = prof.get("mean_s")
-    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not mean >= 0:
+    for name in _NUMBER_FIELDS:
+        v = prof.get(name, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"'profile.{name}' must be a finite number")
+    if prof.get("mean_s", -1) < 0:
         raise ValueError("'profile.mean_s' must be a number ≥ 0")
     n_items = prof.get("n_items")
     if n_items is not None and (isinstance(n_items, bool) or not isinstance(n_items, int)):
@@ -249,9 +272,10 @@ def import_profiles(store: Store, lines: Iterable[str]) -> int:
         except ValueError as exc:
             raise SharingError(f"line {i}: {exc}; nothing was imported") from None
     before = store.counts()["profiles"]
-    for sp in parsed:
-        store.add_machine_dict(sp.fingerprint, sp.system, replace=False)
-        store.add_profile(
+    for fp, system in {sp.fingerprint: sp.system for sp in parsed}.items():
+        store.add_machine_dict(fp, system, replace=False)
+    store.add_profiles(
+        dict(
             callsite=sp.callsite,
             profile=sp.profile,
             source="import",
@@ -260,6 +284,8 @@ def import_profiles(store: Store, lines: Iterable[str]) -> int:
             measured_at=sp.measured_at,
             uid=sp.uid,
         )
+        for sp in parsed
+    )
     return max(0, store.counts()["profiles"] - before)
 
 

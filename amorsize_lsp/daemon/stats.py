@@ -19,10 +19,10 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from amorsize_lsp.analysis.model import EXECUTOR_KINDS, PROCESS_POOL
+from amorsize_lsp.analysis.model import PROCESS_POOL
 from amorsize_lsp.daemon.features import FEATURES
 from amorsize_lsp.daemon.knn import CONFIDENCE_THRESHOLD, KNN, PREDICTOR_VERSION, Example
-from amorsize_lsp.daemon.store import COMPLEXITY_COLUMNS
+from amorsize_lsp.daemon.sharing import callsite_object
 from amorsize_lsp.engine import cost
 from amorsize_lsp.engine.system import SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
@@ -35,10 +35,8 @@ WITHIN = 0.10
 #: Permutation importance runs on at most this many functions, this many shuffles each.
 IMPORTANCE_MAX_EXAMPLES = 150
 IMPORTANCE_REPEATS = 3
-
-_EXECUTOR_FOR_KIND: dict[str, str] = {}
-for _name, _kind in EXECUTOR_KINDS.items():
-    _EXECUTOR_FOR_KIND.setdefault(_kind, _name)
+#: Leave-one-out errors are computed for at most this many functions (a seeded sample).
+LOO_MAX_QUERIES = 500
 
 
 def summary(values: Sequence[float]) -> dict[str, Any] | None:
@@ -110,7 +108,7 @@ def loo_errors(model: KNN, system: SystemProfile) -> dict[str, Any]:
     item: list[float] = []
     wall: list[float] = []
     confident: list[float] = []
-    for example, pred in model.leave_one_out():
+    for example, pred in model.leave_one_out(max_queries=LOO_MAX_QUERIES):
         if pred is None:
             continue
         err = rel_error(pred.profile.mean_s, example.profile.mean_s)
@@ -131,9 +129,11 @@ def loo_errors(model: KNN, system: SystemProfile) -> dict[str, Any]:
     }
 
 
-def loo_log_error(examples: Sequence[Example], k: int) -> float | None:
-    """Mean |log(predicted / measured)| item time, leave-one-out, with a fixed k."""
-    model = KNN(examples, k=k)
+def loo_log_error(
+    examples: Sequence[Example], k: int, weights: Sequence[float] | None = None
+) -> float | None:
+    """Mean |log(predicted / measured)| item time, leave-one-out, with a fixed k and weights."""
+    model = KNN(examples, k=k, weights=weights)
     errs = [
         abs(math.log(p.profile.mean_s / e.profile.mean_s))
         for e, p in model.leave_one_out()
@@ -145,13 +145,14 @@ def loo_log_error(examples: Sequence[Example], k: int) -> float | None:
 def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
     """Per feature: how much the leave-one-out error grows when its values are shuffled.
 
-    In units of mean |ln(predicted / measured)|; 0 for features that never vary.
+    In units of mean |ln(predicted / measured)|; 0 for features that never vary
+    or that the model weighs 0.
     """
     rng = random.Random(seed)
     examples = list(model.examples)
     if len(examples) > IMPORTANCE_MAX_EXAMPLES:
         examples = rng.sample(examples, IMPORTANCE_MAX_EXAMPLES)
-    base = loo_log_error(examples, model.k)
+    base = loo_log_error(examples, model.k, model.weights)
     out = []
     for j, name in enumerate(FEATURES):
         if base is None or j not in model.active:
@@ -165,7 +166,7 @@ def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
                 Example((*e.features[:j], v, *e.features[j + 1 :]), e.profile, e.group, e.label)
                 for e, v in zip(examples, col, strict=True)
             ]
-            err = loo_log_error(shuffled, model.k)
+            err = loo_log_error(shuffled, model.k, model.weights)
             if err is not None:
                 rises.append(err - base)
         imp = statistics.fmean(rises) if rises else 0.0
@@ -175,23 +176,6 @@ def permutation_importance(model: KNN, seed: int = 0) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------ best configuration
-
-
-def _callsite(row: dict[str, Any], fn: dict[str, Any] | None) -> dict[str, Any]:
-    cx = None
-    if row.get("code_hash"):
-        cx = {"resolved": True, "code_hash": row["code_hash"], "io_calls": []}
-        for c in COMPLEXITY_COLUMNS:
-            v = (fn or {}).get(c)
-            cx[c] = bool(v) if c in ("recursive", "blocking_io") and v is not None else v
-    return {
-        "path": row.get("path"),
-        "line": row.get("line"),
-        "function": row.get("function"),
-        "executor": _EXECUTOR_FOR_KIND.get(row.get("executor_kind") or ""),
-        "length": row.get("n_items"),
-        "complexity": cx,
-    }
 
 
 def within_best(advisor: Advisor) -> dict[str, Any]:
@@ -221,7 +205,11 @@ def within_best(advisor: Advisor) -> dict[str, Any]:
             last = recorded[-1]
             want = (last["recommended_n_jobs"], last["recommended_chunksize"])
         else:
-            rec = advisor.recommend(_callsite(runs[-1], functions.get(runs[-1]["code_hash"])))
+            last = runs[-1]
+            site = callsite_object(
+                last, functions.get(last["code_hash"]), path=last["path"], length=last["n_items"]
+            )
+            rec = advisor.recommend(site)
             if rec is None:
                 no_rec += 1
                 continue

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,11 @@ COMPLEXITY_COLUMNS = (
 )
 
 
+_PROFILE_KWARGS = frozenset(
+    {"callsite", "profile", "source", "machine", "noisy", "measured_at", "uid"}
+)
+
+
 class StoreError(Exception):
     """The store cannot be used; the message is one precise line."""
 
@@ -71,6 +76,14 @@ def default_db_path() -> Path:
 
 def _v1(db: sqlite_utils.Database) -> None:
     """The first schema: the four tables and their lookup indexes."""
+    # Where a profile or outcome was taken: the function and the call site.
+    site = {
+        "code_hash": str,
+        "function": str,
+        "path": str,
+        "line": int,
+        "executor_kind": str,
+    }
     db["machines"].create(
         {
             "fingerprint": str,
@@ -103,11 +116,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         {
             "id": int,
             "uid": str,
-            "code_hash": str,
-            "function": str,
-            "path": str,
-            "line": int,
-            "executor_kind": str,
+            **site,
             "length": int,
             "machine": str,
             "measured_at": float,
@@ -125,11 +134,7 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["outcomes"].create(
         {
             "id": int,
-            "code_hash": str,
-            "function": str,
-            "path": str,
-            "line": int,
-            "executor_kind": str,
+            **site,
             "n_jobs": int,
             "chunksize": int,
             "n_items": int,
@@ -277,22 +282,7 @@ class Store:
             check = conn.execute("PRAGMA quick_check").fetchall()
             if [tuple(r) for r in check] != [("ok",)]:
                 raise _Corrupt("integrity check failed: " + "; ".join(str(r[0]) for r in check[:3]))
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise StoreError(
-                    f"the amorsize store {self.path} has schema version {version}, newer than "
-                    f"this amorsize-lsp ({SCHEMA_VERSION}): upgrade amorsize-lsp, or use "
-                    "another file with --db"
-                )
-            db = sqlite_utils.Database(conn)
-            for step in range(version, SCHEMA_VERSION):
-                # One transaction per step: a crash leaves the store at a whole version.
-                with conn:
-                    MIGRATIONS[step](db)
-                    conn.execute(f"PRAGMA user_version={step + 1}")
-                if step > 0 or version > 0:
-                    log.info("amorsize store %s upgraded to schema %d", self.path, step + 1)
+            self._migrate(conn)
             return conn
         except sqlite3.DatabaseError as exc:
             if conn is not None:
@@ -306,6 +296,36 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Upgrade one version per transaction, under the write lock.
+
+        The version is read again inside each transaction, so two processes that
+        open a new file at once do not run a step twice.
+        """
+        db = sqlite_utils.Database(conn)
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the amorsize store {self.path} has schema version {version}, newer "
+                        f"than this amorsize-lsp ({SCHEMA_VERSION}): upgrade amorsize-lsp, or "
+                        "use another file with --db"
+                    )
+                if version == SCHEMA_VERSION:
+                    conn.commit()
+                    return
+                MIGRATIONS[version](db)
+                conn.execute(f"PRAGMA user_version={version + 1}")
+                conn.commit()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            if version > 0:
+                log.info("amorsize store %s upgraded to schema %d", self.path, version + 1)
 
     def _quarantine(self, why: str) -> Path:
         stamp = _timestamp()
@@ -356,8 +376,17 @@ class Store:
             if self._conn is None:
                 raise StoreError(f"the amorsize store {self.path} is closed")
             self._writes += 1
-            with self._conn:
-                yield self._conn
+            conn = self._conn
+            # IMMEDIATE: take the write lock now (waiting up to busy_timeout) rather
+            # than fail on upgrading a read snapshot that another writer has moved.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            conn.commit()
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict]:
         """Rows of a read query as dicts (used by the advisor, stats and sharing)."""
@@ -416,12 +445,66 @@ class Store:
         ``uid`` identifies the measurement across stores (export/import); a row
         whose ``uid`` is already present is not added again, and its id is returned.
         """
+        return self.add_profiles(
+            [
+                dict(
+                    callsite=callsite,
+                    profile=profile,
+                    source=source,
+                    machine=machine,
+                    noisy=noisy,
+                    measured_at=measured_at,
+                    uid=uid,
+                )
+            ]
+        )[0]
+
+    def add_profiles(self, items: Iterable[dict[str, Any]]) -> list[int]:
+        """``add_profile`` for many (each a dict of its keyword arguments), in one transaction.
+
+        One commit (and one fsync) for the lot: for imports and bulk loads.
+        """
+        rows = []
+        for kw in items:
+            unknown = set(kw) - _PROFILE_KWARGS
+            if unknown:
+                raise TypeError(f"add_profiles: unknown field(s) {sorted(unknown)}")
+            rows.append(self._profile_row(**kw))
+        ids: list[int] = []
+        with self._write() as conn:
+            for callsite, key, row in rows:
+                if key["code_hash"]:
+                    self._upsert_function(conn, callsite, key)
+                found = conn.execute(
+                    "SELECT id FROM profiles WHERE uid = ?", (row["uid"],)
+                ).fetchone()
+                if found:
+                    ids.append(int(found[0]))
+                    continue
+                cur = conn.execute(
+                    f"INSERT INTO profiles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        self._maybe_prune()
+        return ids
+
+    @staticmethod
+    def _profile_row(
+        *,
+        callsite: dict[str, Any],
+        profile: WorkloadProfile,
+        source: str,
+        machine: str,
+        noisy: bool = False,
+        measured_at: float | None = None,
+        uid: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         if source not in PROFILE_SOURCES:
             raise ValueError(f"profile source must be one of {PROFILE_SOURCES}, not {source!r}")
         key = callsite_key(callsite)
         when = time.time() if measured_at is None else float(measured_at)
-        pdict = profile.to_dict()
-        body = json.dumps(pdict, sort_keys=True)
+        body = json.dumps(profile.to_dict(), sort_keys=True)
         if uid is None:
             uid = hashlib.sha256(
                 f"{key['code_hash']}|{key['path']}|{key['line']}|{machine}|{when!r}|{body}".encode()
@@ -440,27 +523,17 @@ class Store:
             "profile": body,
             "noisy": int(bool(noisy)),
         }
-        with self._write() as conn:
-            if key["code_hash"]:
-                self._upsert_function(callsite, key)
-            found = conn.execute("SELECT id FROM profiles WHERE uid = ?", (uid,)).fetchone()
-            if found:
-                return int(found[0])
-            cur = conn.execute(
-                f"INSERT INTO profiles ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
-            rowid = int(cur.lastrowid or 0)
-        self._maybe_prune()
-        return rowid
+        return callsite, key, row
 
-    def _upsert_function(self, callsite: dict[str, Any], key: dict[str, Any]) -> None:
+    def _upsert_function(
+        self, conn: sqlite3.Connection, callsite: dict[str, Any], key: dict[str, Any]
+    ) -> None:
+        """Insert or refresh the function row, inside the caller's transaction."""
         cx = callsite.get("complexity") or {}
         path = key["path"]
-        module = Path(path).stem if path else None
         row: dict[str, Any] = {
             "code_hash": key["code_hash"],
-            "module": module,
+            "module": Path(path).stem if path else None,
             "qualname": key["function"],
             "path": path,
             "updated_at": time.time(),
@@ -469,10 +542,16 @@ class Store:
             v = cx.get(c)
             row[c] = int(v) if isinstance(v, (int, float)) else None
         io = cx.get("io_calls")
-        row["io_calls"] = (
-            json.dumps([x for x in io if isinstance(x, str)]) if isinstance(io, list) else "[]"
+        row["io_calls"] = json.dumps(
+            [x for x in io if isinstance(x, str)] if isinstance(io, list) else []
         )
-        self.db["functions"].upsert(row, pk="code_hash")
+        cols = ", ".join(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "code_hash")
+        conn.execute(
+            f"INSERT INTO functions ({cols}) VALUES ({', '.join('?' * len(row))}) "
+            f"ON CONFLICT(code_hash) DO UPDATE SET {updates}",
+            tuple(row.values()),
+        )
 
     def add_outcome(
         self,
@@ -511,7 +590,7 @@ class Store:
         row.pop("length")
         with self._write() as conn:
             if key["code_hash"]:
-                self._upsert_function(callsite, key)
+                self._upsert_function(conn, callsite, key)
             cur = conn.execute(
                 f"INSERT INTO outcomes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 tuple(row.values()),

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -94,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration and per-file-ignores",
     )
     parser.add_argument(
+        "--target-cores",
+        type=_positive_int,
+        metavar="N",
+        help="usable cores of the machine the code runs on (AMZ005 checks worker counts "
+        "only when this or `target-cores` in the configuration is set)",
+    )
+    parser.add_argument(
         "--show-callsites",
         action="store_true",
         help="print every pool-map call site found, instead of findings",
@@ -120,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _use_color(stream: TextIO) -> bool:
@@ -208,8 +226,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     selected = config.selected_codes(cli_select, cli_ignore)
+    check = config.check_settings(select=cli_select, ignore=cli_ignore)
+    if args.target_cores is not None:
+        check = replace(check, target_cores=args.target_cores, target_cores_origin="--target-cores")
     settings = Settings(
-        check=config.check_settings(select=cli_select, ignore=cli_ignore),
+        check=check,
         fix=args.fix or args.diff,
         unsafe_fixes=args.unsafe_fixes,
         show_callsites=args.show_callsites,

@@ -13,9 +13,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
-from amorsize_lsp.analysis.edits import source_parses
 from amorsize_lsp.analysis.model import apply_edits
 from amorsize_lsp.rules.noqa import suppression_edit
+
+
+def source_parses(text: str) -> bool:
+    """Whether ``text`` parses (libcst loads only when there is something to write)."""
+    from amorsize_lsp.analysis.edits import source_parses as parses
+
+    return parses(text)
 
 
 def write_text_atomically(path: Path, text: str, encoding: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from amorsize_lsp.analysis.driver import decode_source, may_contain_callsites
 from amorsize_lsp.analysis.model import AnalysisError
 from amorsize_lsp.check import CheckError, CheckSettings, check_source, fix_source
+from amorsize_lsp.config import file_search_path
 from amorsize_lsp.rules.model import Finding
 
 #: Above this many files (after the prefilter), analyse them in a process pool.
@@ -130,7 +131,12 @@ def usable_cores() -> int:
 
 def process_file(job: Job, settings: Settings) -> FileReport:
     """Check one decoded file through the shared seam; never raises for bad input."""
-    check = replace(settings.check, codes=job.codes, complexity=settings.show_callsites)
+    check = replace(
+        settings.check,
+        codes=job.codes,
+        complexity=settings.show_callsites,
+        search_path=file_search_path(Path(job.path), settings.check.search_path),
+    )
     recommend = _recommend(settings)
     result = check_source(job.text, job.path, check, recommend=recommend)
     report = FileReport(path=job.path)

@@ -29,10 +29,32 @@ def shorten(text: str, limit: int = 40) -> str:
 
 
 def callee(source: str, span: Span) -> str:
-    """``pool.imap`` for a call ``pool.imap(f, xs)``: what the user calls."""
+    """What the user calls: ``pool.imap`` for ``pool.imap(f, xs)``, and
+    ``Pool(...).imap`` for ``Pool(4).imap(f, xs)`` (inner argument lists elided)."""
     text = text_at(source, span)
-    head = text.split("(", 1)[0]
+    head = _strip_arguments(text)
     return shorten("".join(head.split()), 40) or "the call"
+
+
+def _strip_arguments(call: str) -> str:
+    """The callee part of a call's text, with every parenthesised group shown as ``(...)``.
+
+    Brackets inside string literals are rare in a receiver; they only make the quote
+    shorter, never wrong about which method is called.
+    """
+    out: list[str] = []
+    depth = 0
+    for ch in call:
+        if ch == "(":
+            if depth == 0:
+                out.append("(...)")
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    head = "".join(out)
+    return head[: -len("(...)")] if head.endswith("(...)") else head
 
 
 def friendly_executor(executor: str | None) -> str:

@@ -30,9 +30,19 @@ if __name__ == "__main__":
 ```
 
 ## Fix
-Safe: adds `chunksize=<n>`. `n` comes from the engine's recommendation when one is
-available; otherwise `max(1, ceil(length / (4 * workers)))` when the length of the
-iterable is known (four chunks per worker balance load), else 32.
+Adds `chunksize=<n>`, chosen so that it is never slower than the call as written:
+- the engine's recommended chunksize, when a measured or predicted one is available
+  (safe);
+- otherwise, when the length of the iterable is known and the function's cost can be
+  read from its bytecode, `ceil(length / (4 * workers))`: four chunks per worker
+  balance load (safe). `workers` is the pool's literal worker count, else
+  `target-cores`, else 8 (never the machine running the linter);
+- otherwise 32, as an unsafe fix (offered, applied only with `--unsafe-fixes`): with
+  the length or the cost unknown, a large chunk could leave workers idle.
+
+Calls whose items are heavy are not flagged at all: when the function does blocking
+I/O or starts processes (read from its bytecode), or a measurement says an item takes
+a millisecond or more, per-item IPC is noise next to the work.
 
 ## Configuration
 `[tool.amorsize] min-items` sets the length below which a known-length iterable is
@@ -43,25 +53,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from amorsize_lsp.analysis.model import PROCESS_EXECUTOR, PROCESS_POOL, CallSite, ModuleAnalysis
 
 from ._text import callee, friendly_executor, plural
-from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
+from .model import (
+    MEASURED_SOURCES,
+    Applicability,
+    Finding,
+    Fix,
+    Need,
+    RuleContext,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from amorsize_lsp.engine.workload import Recommendation
 
 CODE = "AMZ001"
 NAME = "default-chunksize-ipc"
 SEVERITY = Severity.WARNING
 FIX = Applicability.SAFE
 SUMMARY = "process-pool map without chunksize pays one IPC round trip per item"
-NEEDS: frozenset[Need] = frozenset({Need.RECOMMENDATION})
+NEEDS: frozenset[Need] = frozenset({Need.COMPLEXITY, Need.RECOMMENDATION})
 
 _FLAGGED = {
     PROCESS_EXECUTOR: frozenset({"map"}),
     PROCESS_POOL: frozenset({"imap", "imap_unordered"}),
 }
-#: Chunksize when neither the engine nor a known length can say better.
+#: Chunksize when neither the engine nor a known length can say better (an unsafe fix).
 DEFAULT_CHUNKSIZE = 32
+#: Workers assumed when neither the constructor nor ``target-cores`` says: chunks sized
+#: for 8 workers are no larger than four per worker on any machine with at most 8.
+ASSUMED_WORKERS = 8
+#: Items at least this slow (seconds) make per-item IPC irrelevant.
+HEAVY_ITEM_S = 1e-3
 
 
 def applies(site: CallSite, min_items: int) -> bool:
@@ -70,30 +97,51 @@ def applies(site: CallSite, min_items: int) -> bool:
         return False
     if site.chunksize is not None:
         return False
+    if heavy_items(site):
+        return False
     return not (site.length is not None and site.length < min_items)
 
 
-def suggested_chunksize(site: CallSite, ctx: RuleContext) -> tuple[int, str]:
-    """The chunksize to add, and a short reason for the fix message."""
-    if ctx.recommend is not None:
-        rec = ctx.recommend(site)
-        value = getattr(rec, "chunksize", None) if rec is not None else None
-        if isinstance(value, int) and value >= 1:
-            return value, "recommended by the amorsize engine"
+def heavy_items(site: CallSite) -> bool:
+    """The function blocks on I/O or starts processes: IPC per item does not matter."""
+    cx = site.complexity
+    return cx is not None and cx.resolved and cx.blocking_io
+
+
+def _measured_item_s(site: CallSite, rec: Recommendation) -> float | None:
+    if rec.source not in MEASURED_SOURCES or not site.length:
+        return None
+    return rec.serial_time_s / site.length
+
+
+def suggested_chunksize(
+    site: CallSite, ctx: RuleContext, rec: Recommendation | None
+) -> tuple[int, str, Applicability]:
+    """The chunksize to add, a short reason for the fix message, and how safe it is."""
+    if rec is not None and rec.chunksize >= 1:
+        return rec.chunksize, f"{rec.source} by the amorsize engine", Applicability.SAFE
+    cx = site.complexity
     if site.length is not None:
         ctor = site.constructor
-        workers = ctor.workers_value if ctor and ctor.workers_value else ctx.target_cores
+        workers = (ctor.workers_value if ctor else None) or ctx.target_cores or ASSUMED_WORKERS
         workers = max(1, workers)
         value = max(1, math.ceil(site.length / (4 * workers)))
-        return value, f"{plural(site.length, 'item')} in 4 chunks per worker for {workers} workers"
-    return DEFAULT_CHUNKSIZE, "the length of the iterable is unknown"
+        reason = f"{plural(site.length, 'item')} in 4 chunks per worker for {workers} workers"
+        known_cost = cx is not None and cx.resolved
+        return value, reason, Applicability.SAFE if known_cost else Applicability.UNSAFE
+    return DEFAULT_CHUNKSIZE, "the length of the iterable is unknown", Applicability.UNSAFE
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
     for site in analysis.callsites:
         if not applies(site, ctx.min_items):
             continue
-        value, reason = suggested_chunksize(site, ctx)
+        rec = ctx.recommend(site) if ctx.recommend is not None else None
+        if rec is not None:
+            item_s = _measured_item_s(site, rec)
+            if item_s is not None and item_s >= HEAVY_ITEM_S:
+                continue
+        value, reason, applicability = suggested_chunksize(site, ctx, rec)
         what = callee(ctx.source, site.span)
         message = (
             f"`{what}` on a {friendly_executor(site.executor)} has no chunksize, so every item "
@@ -106,11 +154,13 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             path=analysis.path,
             span=site.span,
             severity=SEVERITY,
-            fix=_fix(ctx, site, value, reason),
+            fix=_fix(ctx, site, value, reason, applicability),
         )
 
 
-def _fix(ctx: RuleContext, site: CallSite, value: int, reason: str) -> Fix | None:
+def _fix(
+    ctx: RuleContext, site: CallSite, value: int, reason: str, applicability: Applicability
+) -> Fix | None:
     from amorsize_lsp.analysis.edits import EditError, set_chunksize
 
     try:
@@ -119,4 +169,4 @@ def _fix(ctx: RuleContext, site: CallSite, value: int, reason: str) -> Fix | Non
         return None
     if not edits:
         return None
-    return Fix(FIX, f"Add `chunksize={value}` ({reason})", tuple(edits))
+    return Fix(applicability, f"Add `chunksize={value}` ({reason})", tuple(edits))

@@ -38,7 +38,11 @@ module-level function).
 
 from __future__ import annotations
 
+import pickle
+import re
+import sys
 from collections.abc import Iterator
+from functools import lru_cache
 
 from amorsize_lsp.analysis.model import CallSite, FunctionKind, FunctionRef, ModuleAnalysis
 
@@ -71,6 +75,34 @@ def _advice(ref: FunctionRef) -> str:
     return "move it to module level"
 
 
+def _qualname(ref: FunctionRef) -> str:
+    inner = ref.wrapped if ref.kind is FunctionKind.PARTIAL and ref.wrapped else ref
+    if inner.qualname:
+        return inner.qualname
+    return "<lambda>" if inner.kind is FunctionKind.LAMBDA else inner.text
+
+
+@lru_cache(maxsize=256)
+def pickling_error(qualname: str) -> str:
+    """The exception this Python raises when a worker is sent the function ``qualname``
+    of a ``__main__`` script: found by pickling a stand-in, so it is exact for the
+    running version (3.11 says ``PicklingError`` for a module-level lambda and
+    ``AttributeError`` for a local object; other versions differ)."""
+
+    def stand_in() -> None:
+        pass
+
+    stand_in.__qualname__ = qualname
+    stand_in.__name__ = qualname.rsplit(".", 1)[-1]
+    stand_in.__module__ = "__main__"
+    try:
+        pickle.dumps(stand_in)
+    except Exception as exc:
+        text = re.sub(r" at 0x[0-9a-f]+", "", str(exc))
+        return f"{type(exc).__name__}: {text}"
+    return "PicklingError"
+
+
 def applies(site: CallSite) -> bool:
     return site.is_process and not site.function.picklable
 
@@ -80,10 +112,11 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         if not applies(site):
             continue
         ref = site.function
+        version = ".".join(map(str, sys.version_info[:2]))
         message = (
             f"`{callee(ctx.source, site.span)}` sends {_describe(ref)} to a "
-            f"{friendly_executor(site.executor)}, which cannot pickle it (PicklingError at "
-            f"run time); {_advice(ref)}"
+            f"{friendly_executor(site.executor)}, but it cannot be pickled (Python {version} "
+            f"raises `{pickling_error(_qualname(ref))}`); {_advice(ref)}"
         )
         yield Finding(
             code=CODE,

@@ -32,6 +32,11 @@ if __name__ == "__main__":
     pool.close()
 ```
 
+The same holds when the pool is created inside a function of the module that a
+module-level call runs at import (`main()` at the bottom of a script, without a
+guard): the finding is then reported at that call, with the pool's location as
+related information.
+
 ## Fix
 Unsafe: wraps the module-level statements from the pool's creation to the end of the
 file in `if __name__ == "__main__":`. It is offered only when those statements form a
@@ -48,7 +53,7 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import ModuleAnalysis, PoolConstructor
 
 from ._text import friendly_executor, shorten, text_at
-from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
+from .model import Applicability, Finding, Fix, Need, Related, RuleContext, Severity
 
 CODE = "AMZ003"
 NAME = "pool-without-main-guard"
@@ -74,9 +79,7 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         what = shorten(text_at(ctx.source, ctor.span))
         message = (
             f"`{what}` creates a {friendly_executor(ctor.executor)} at module level without "
-            '`if __name__ == "__main__":`; under spawn (macOS, Windows) and forkserver '
-            "(Linux from Python 3.14) each worker re-imports this module and fails; move the "
-            "pool code under a main guard"
+            f"{_GUARD}; {_CONSEQUENCE}; move the pool code under a main guard"
         )
         yield Finding(
             code=CODE,
@@ -85,17 +88,56 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             path=analysis.path,
             span=ctor.span,
             severity=SEVERITY,
-            fix=guard_fix(ctx.source, ctor),
+            fix=guard_fix(ctx.source, ctor.statement_index),
+        )
+    yield from _through_calls(analysis, ctx)
+
+
+_GUARD = '`if __name__ == "__main__":`'
+_CONSEQUENCE = (
+    "under spawn (macOS, Windows) and forkserver (Linux from Python 3.14) each worker "
+    "re-imports this module and fails"
+)
+
+
+def _through_calls(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
+    """Pools created in a function that a module-level call runs at import."""
+    from amorsize_lsp.analysis.import_time import import_time_calls
+
+    inner = {
+        c.span.line: c
+        for c in analysis.constructors
+        if c.is_process and not c.module_level and c.start_method != "fork"
+    }
+    for call in import_time_calls(ctx.source, inner):
+        ctor = inner[call.target_line]
+        chain = " → ".join(f"{name}()" for name in call.chain)
+        pool = friendly_executor(ctor.executor)
+        message = (
+            f"`{shorten(text_at(ctx.source, call.span))}` runs at import without {_GUARD} and "
+            f"creates a {pool} (line {ctor.span.line}, via {chain}); {_CONSEQUENCE}; "
+            "call it under a main guard"
+        )
+        yield Finding(
+            code=CODE,
+            name=NAME,
+            message=message,
+            path=analysis.path,
+            span=call.span,
+            severity=SEVERITY,
+            fix=guard_fix(ctx.source, call.statement_index),
+            related=(Related(ctor.span, f"the {pool} is created here"),),
         )
 
 
-def guard_fix(source: str, ctor: PoolConstructor) -> Fix | None:
-    """Wrap the trailing block of module statements from the pool on in a main guard."""
+def guard_fix(source: str, statement_index: int | None) -> Fix | None:
+    """Wrap the trailing block of module statements from ``statement_index`` on in a
+    main guard."""
     from amorsize_lsp.analysis.edits import wrap_in_main_guard
 
-    if ctor.statement_index is None:
+    if statement_index is None:
         return None
-    edit = wrap_in_main_guard(source, ctor.statement_index)
+    edit = wrap_in_main_guard(source, statement_index)
     if edit is None:
         return None
     return Fix(

@@ -52,7 +52,7 @@ NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor) -> bool:
-    return ctor.in_loop
+    return ctor.in_loop and not ctor.expected_to_raise
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
@@ -60,11 +60,20 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         if not applies(ctor):
             continue
         workers = "processes" if ctor.is_process else "threads"
-        message = (
-            f"`{shorten(text_at(ctx.source, ctor.span))}` creates a "
-            f"{friendly_executor(ctor.executor)} inside a loop, starting and stopping its "
-            f"worker {workers} on every iteration; create it once before the loop and reuse it"
-        )
+        created = shorten(text_at(ctx.source, ctor.span))
+        pool = friendly_executor(ctor.executor)
+        if ctor.in_comprehension:
+            message = (
+                f"`{created}` creates a {pool} for every element of a comprehension: each "
+                f"starts its worker {workers}, and none is ever closed; create one pool "
+                "before it and map over the elements"
+            )
+        else:
+            message = (
+                f"`{created}` creates a {pool} inside a loop, starting and stopping its "
+                f"worker {workers} on every iteration; create it once before the loop and "
+                "reuse it"
+            )
         yield Finding(
             code=CODE,
             name=NAME,

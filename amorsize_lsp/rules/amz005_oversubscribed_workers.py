@@ -27,12 +27,18 @@ if __name__ == "__main__":
 ```
 
 ## Fix
-Unsafe: clamps the count to the usable cores. It is unsafe because the right count
-depends on the machine the code will run on, which may not be this one.
+Unsafe: removes the literal count, so the pool sizes itself to the cores of whatever
+machine runs it (`None` takes its place when later positional arguments need it). It
+never writes a number taken from the machine that runs the linter. It is unsafe
+because the code then starts as many workers as the machine allows.
 
 ## Configuration
-`[tool.amorsize] target-cores = N` sets the target machine's core count; without it,
-this machine's usable cores are counted, honouring CPU affinity and the cgroup quota.
+`[tool.amorsize] target-cores = N` (or `amorsize-lint --target-cores N`) names the
+target machine's usable cores. Without it, `amorsize-lint` does not check worker
+counts at all: findings must not depend on the machine that runs the linter, such as
+a 2-core CI runner. The language server compares with the usable cores of the
+editor's machine (CPU affinity and cgroup quota honoured) and reports at information
+severity.
 """
 
 from __future__ import annotations
@@ -52,12 +58,21 @@ SUMMARY = "literal worker count above the target machine's usable cores"
 NEEDS: frozenset[Need] = frozenset()
 
 
-def applies(ctor: PoolConstructor, target_cores: int) -> bool:
-    return ctor.is_process and ctor.workers_value is not None and ctor.workers_value > target_cores
+def applies(ctor: PoolConstructor, target_cores: int | None) -> bool:
+    return (
+        target_cores is not None
+        and ctor.is_process
+        and ctor.workers_value is not None
+        and ctor.workers_value > target_cores
+        and not ctor.expected_to_raise
+    )
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
     cores = ctx.target_cores
+    if cores is None:
+        return
+    configured = ctx.target_cores_origin.startswith("target-cores")
     for ctor in analysis.constructors:
         if not applies(ctor, cores):
             continue
@@ -65,12 +80,8 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
         message = (
             f"`{shorten(text_at(ctx.source, ctor.span))}` starts "
             f"{plural(ctor.workers_value, 'worker process')}, but the target machine has "
-            f"{plural(cores, 'usable core')} ({ctx.target_cores_origin}); use at most {cores}"
-            + (
-                ""
-                if ctx.target_cores_origin.startswith("target-cores")
-                else ", or set `target-cores` in [tool.amorsize] for the machine it runs on"
-            )
+            f"{plural(cores, 'usable core')} ({ctx.target_cores_origin}); use at most {cores}, "
+            "or drop the count so the pool sizes itself"
         )
         yield Finding(
             code=CODE,
@@ -78,18 +89,18 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             message=message,
             path=analysis.path,
             span=ctor.workers_span or ctor.span,
-            severity=SEVERITY,
-            fix=_fix(ctx, ctor, cores),
+            severity=SEVERITY if configured else Severity.INFO,
+            fix=_fix(ctx, ctor),
         )
 
 
-def _fix(ctx: RuleContext, ctor: PoolConstructor, cores: int) -> Fix | None:
-    from amorsize_lsp.analysis.edits import EditError, set_workers
+def _fix(ctx: RuleContext, ctor: PoolConstructor) -> Fix | None:
+    from amorsize_lsp.analysis.edits import EditError, clear_workers
 
     try:
-        edits = set_workers(ctx.source, ctor, cores)
+        edits = clear_workers(ctx.source, ctor)
     except EditError:
         return None
     if not edits:
         return None
-    return Fix(FIX, f"Clamp the worker count to {plural(cores, 'usable core')}", tuple(edits))
+    return Fix(FIX, "Remove the worker count so the pool uses the usable cores", tuple(edits))

@@ -1,6 +1,13 @@
 """## What it does
 Flags a pool or executor that is bound to a name but neither used as a context
-manager nor closed, terminated or shut down in the same scope.
+manager nor closed, terminated or shut down in the same scope, and one created
+inline and used at once (`Pool(2).map(...)`), which nothing can close.
+
+A pool that is returned, or handed to another call (`register(pool)`,
+`loop.set_default_executor(executor)`, `self._pools.append(pool)`), has a new owner
+and is not flagged. For `self.pool = Pool()`, closing it in any method of the class or
+of its base classes in the same file counts; when a base class comes from elsewhere,
+an inherited method may close it, so it is not flagged.
 
 ## Why is this bad?
 An open pool keeps its worker processes (or threads) alive until the pool object is
@@ -53,28 +60,45 @@ NEEDS: frozenset[Need] = frozenset()
 
 
 def applies(ctor: PoolConstructor) -> bool:
-    return bool(ctor.bound_name) and not ctor.context_managed and not ctor.closed
+    if ctor.expected_to_raise or ctor.context_managed or ctor.closed:
+        return False
+    if ctor.bound_name:
+        return True
+    return ctor.chained_method is not None and ctor.chained_method not in _CLOSERS
+
+
+#: Methods that end a pool's life when called on it directly.
+_CLOSERS = frozenset({"close", "terminate", "shutdown", "__enter__", "__exit__"})
 
 
 def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
     for ctor in analysis.constructors:
         if not applies(ctor):
             continue
-        name = ctor.bound_name
         created = shorten(text_at(ctx.source, ctor.span))
-        if ctor.kind in (PROCESS_EXECUTOR, THREAD_EXECUTOR):
-            close = f"`{name}.shutdown()`"
-        else:
-            close = f"`{name}.close()` and `{name}.join()`"
+        pool = friendly_executor(ctor.executor)
         workers = "processes" if ctor.is_process else "threads"
-        if name and "." not in name:
-            advice = f"use `with {created} as {name}:` or call {close} when done"
+        name = ctor.bound_name
+        if name is None:
+            message = (
+                f"`{created}.{ctor.chained_method}(...)` creates a {pool} that is never closed: "
+                f"its worker {workers} live until it is garbage-collected (with a "
+                f"`ResourceWarning`); use `with {created} as pool:` and call "
+                f"`pool.{ctor.chained_method}(...)` inside"
+            )
         else:
-            advice = f"call {close} when done"
-        message = (
-            f"`{name}` ({friendly_executor(ctor.executor)}) is never closed in this scope, so "
-            f"its worker {workers} leak; {advice}"
-        )
+            if ctor.kind in (PROCESS_EXECUTOR, THREAD_EXECUTOR):
+                close = f"`{name}.shutdown()`"
+            else:
+                close = f"`{name}.close()` and `{name}.join()`"
+            if "." not in name:
+                advice = f"use `with {created} as {name}:` or call {close} when done"
+            else:
+                advice = f"call {close} when done"
+            message = (
+                f"`{name}` ({pool}) is never closed in this scope, so its worker {workers} "
+                f"leak; {advice}"
+            )
         yield Finding(
             code=CODE,
             name=NAME,

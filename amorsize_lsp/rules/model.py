@@ -24,10 +24,16 @@ class Severity(str, Enum):
 
     ERROR = "error"
     WARNING = "warning"
+    #: Advice that depends on the machine at hand (the language server's AMZ005, AMZ100).
+    INFO = "information"
 
 
 #: ``min-items`` when the configuration does not set it (the one place it is written).
 DEFAULT_MIN_ITEMS = 50
+
+
+#: Recommendation sources that rest on a measurement of the function (not a prediction).
+MEASURED_SOURCES = frozenset({"measured", "recorded", "shared"})
 
 
 class Need(str, Enum):
@@ -73,6 +79,15 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """Another place in the same file that explains a finding (LSP relatedInformation,
+    SARIF relatedLocations)."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One rule violation at one place in one file."""
 
@@ -83,6 +98,7 @@ class Finding:
     span: Span
     severity: Severity = Severity.WARNING
     fix: Fix | None = None
+    related: tuple[Related, ...] = ()
 
     @property
     def line(self) -> int:
@@ -104,10 +120,12 @@ class RuleContext:
 
     source: str
     path: str
-    #: Usable cores of the machine the code will run on (config or this machine).
-    target_cores: int
+    #: Usable cores of the machine the code will run on, when the client knows it
+    #: (``target-cores`` in the configuration; the language server's own machine).
+    #: None keeps findings independent of the machine that runs the linter.
+    target_cores: int | None = None
     #: Where ``target_cores`` came from, for messages ("target-cores in pyproject.toml").
-    target_cores_origin: str = "this machine's usable cores"
+    target_cores_origin: str = "target-cores"
     #: AMZ001 does not flag iterables statically known to be shorter than this.
     min_items: int = DEFAULT_MIN_ITEMS
     #: Whether the running interpreter serialises threads with a GIL (AMZ006).

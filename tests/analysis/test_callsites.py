@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
 
 from amorsize_lsp.analysis.callsites import analyze_text, find_callsites
-from amorsize_lsp.analysis.model import AnalysisError, FunctionKind
+from amorsize_lsp.analysis.model import (
+    EXECUTOR_KINDS,
+    POOL_METHODS,
+    POOL_SPECIFIC_METHODS,
+    AnalysisError,
+    FunctionKind,
+)
 
 MP = "multiprocessing.pool.Pool"
 TP = "multiprocessing.pool.ThreadPool"
@@ -389,8 +396,21 @@ def test_receiver_resolution(source: str, expected: list[tuple[str, str | None]]
     assert summary(source) == expected
 
 
-def test_there_are_at_least_thirty_snippets() -> None:
-    assert len(CASES) >= 30
+def test_the_cases_cover_every_executor_method_and_trap() -> None:
+    # Derived from the model: a pool class or a method added there needs a case here.
+    ids = [c[0] for c in CASES]
+    assert len(set(ids)) == len(ids), "case ids must be unique, or a case is shadowed"
+    found = [site for c in CASES for site in c[2]]
+    assert {executor for _m, executor in found} >= set(EXECUTOR_KINDS)
+    assert {method for method, _e in found} >= POOL_METHODS
+    # Pool-only methods on an unknown receiver: reported without an executor.
+    assert {method for method, executor in found if executor is None} & POOL_SPECIFIC_METHODS
+    # Every negative case is a trap: it calls a pool method name or creates a pool.
+    negatives = [c for c in CASES if not c[2]]
+    assert negatives
+    names = sorted(POOL_METHODS | {q.rpartition(".")[2] for q in EXECUTOR_KINDS})
+    call = re.compile(rf"\b(?:{'|'.join(names)})\s*\(")
+    assert [c[0] for c in negatives if not call.search(c[1])] == []
 
 
 def test_start_method_from_context_and_mp_context() -> None:

@@ -25,9 +25,9 @@ def work(x):
     return x * 2
 
 
-def main(items):
+def main():
     with ProcessPoolExecutor(2) as executor:
-        return list(executor.map(work, items))
+        return list(executor.map(work, range(1000)))
 """
 NO_POOL = "def f(x):\n    return x + 1\n"
 

@@ -106,6 +106,7 @@ def test_acknowledged_rows_survive_kill_9(tmp_path: Path) -> None:
         acked.append(int(line))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
     assert len(acked) >= 40, "the writer did not acknowledge enough rows"
     assert _integrity(path) == "ok"
     with Store(path) as store:
@@ -204,6 +205,8 @@ def test_readonly_reader_while_a_writer_writes(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert seen == sorted(seen)
     assert seen[0] >= 1
     assert visible == [{"id": last_acked}], "an acknowledged row is invisible to the reader"
@@ -329,3 +332,61 @@ def test_import_uid_is_idempotent(tmp_path: Path, site: dict) -> None:
         )
         assert a == b
         assert store.counts()["profiles"] == 1
+
+
+def test_bulk_add_is_one_transaction_and_validated_first(tmp_path: Path) -> None:
+    sites = [callsites_of(loop_function(f"b{i}", 1 + i % 3, i))[0] for i in range(12)]
+    items = [dict(callsite=s, profile=profile(1e-3), source="sample", machine="m") for s in sites]
+    with Store(tmp_path / "a.db") as store:
+        bad = [*items[:3], dict(items[3], source="guess")]
+        with pytest.raises(ValueError, match="source"):
+            store.add_profiles(bad)
+        assert store.counts()["profiles"] == 0
+        ids = store.add_profiles(items)
+        assert len(set(ids)) == len(items)
+        assert store.counts() == {
+            "machines": 0,
+            "functions": len({s["complexity"]["code_hash"] for s in sites}),
+            "profiles": len(items),
+            "outcomes": 0,
+        }
+
+
+#: Opens the store (racing the others to create it) and adds one profile.
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from data_helpers import callsites_of, loop_function, profile
+    from amorsize_lsp.daemon.store import Store
+
+    site = callsites_of(loop_function("r" + sys.argv[3], 1, int(sys.argv[3])))[0]
+    while time.time() < float(sys.argv[4]):
+        time.sleep(0.001)
+    with Store(sys.argv[1]) as store:
+        store.add_profile(callsite=site, profile=profile(1e-3), source="sample", machine="m")
+        print(store.schema_version)
+    """
+)
+
+
+def test_processes_racing_to_create_the_store_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    start = time.time() + 1.0
+    n = 4
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), HERE, str(i), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, [err for _, err in results]
+    assert [out.strip() for out, _ in results] == [str(SCHEMA_VERSION)] * n
+    with Store(path) as store:
+        assert store.counts()["profiles"] == n
+        assert store.quarantined is None
+    assert not list(tmp_path.glob("*.corrupt-*"))

@@ -142,3 +142,42 @@ def test_per_file_ignores_apply(tmp_path):
         line for line in run.out.splitlines() if line.startswith("new/a.py")
     ]
     assert Path(tmp_path / "legacy/a.py").exists()
+
+
+CRUNCH = "def crunch(n):\n    t = 0\n    for i in range(n):\n        t += i * i\n    return t\n"
+RUN = (
+    "from concurrent.futures import ThreadPoolExecutor\n"
+    "from proj.util import crunch\n\n"
+    "def main(xs):\n"
+    "    with ThreadPoolExecutor(4) as ex:\n"
+    "        return list(ex.map(crunch, xs))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("layout", "config"),
+    [
+        ({"src/proj/__init__.py": "", "src/proj/util.py": CRUNCH, "src/proj/run.py": RUN}, ""),
+        ({"proj/__init__.py": "", "proj/util.py": CRUNCH, "proj/run.py": RUN}, ""),
+        (
+            {"lib/proj/__init__.py": "", "lib/proj/util.py": CRUNCH, "lib/proj/run.py": RUN},
+            'src = ["lib"]\n',
+        ),
+    ],
+    ids=["src-layout", "flat-layout", "src-setting"],
+)
+def test_imported_functions_resolve_wherever_the_linter_runs(tmp_path, layout, config):
+    from amorsize_lsp.engine.system import gil_enabled
+
+    project = tmp_path / "project"
+    write(project, {"pyproject.toml": f"[tool.amorsize]\n{config}", **layout})
+    (run_py,) = [project / name for name in layout if name.endswith("run.py")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (project, elsewhere):
+        run = lint("--select", "AMZ006", "--format", "concise", str(run_py), cwd=cwd)
+        assert ("AMZ006" in run.out) == gil_enabled(), (cwd, run.out, run.err)
+    # Without the import resolving (the module is missing), nothing is reported.
+    (project / next(n for n in layout if n.endswith("util.py"))).unlink()
+    run = lint("--select", "AMZ006", "--format", "concise", str(run_py), cwd=elsewhere)
+    assert "AMZ006" not in run.out

@@ -24,6 +24,7 @@ KEYS = {
     "end_line",
     "end_column",
     "fix",
+    "related",
 }
 
 
@@ -32,6 +33,7 @@ def tree(tmp_path):
     write(
         tmp_path,
         {
+            "pyproject.toml": "[tool.amorsize]\ntarget-cores = 8\n",
             "bad.py": BAD_EXECUTOR,
             "broken.py": BROKEN,
             "script.py": (
@@ -54,16 +56,16 @@ def test_json_keys_positions_and_fixes(tree):
     assert set(by_code) == {"AMZ001", "AMZ003", "AMZ005", "E999"}
     amz001 = by_code["AMZ001"]
     assert (amz001["path"], amz001["line"], amz001["column"]) == ("bad.py", 10, 21)
-    assert (amz001["end_line"], amz001["end_column"]) == (10, 46)
+    assert (amz001["end_line"], amz001["end_column"]) == (10, 52)
     assert amz001["severity"] == "warning"
     fix = amz001["fix"]
-    assert fix["applicability"] == "safe" and "chunksize=32" in fix["message"]
+    assert fix["applicability"] == "safe" and "chunksize=128" in fix["message"]
     (edit,) = fix["edits"]
     assert set(edit) == {"line", "column", "end_line", "end_column", "content"}
     # The edit is 1-based like the finding: applying it by hand yields the fixed call.
     line = BAD_EXECUTOR.splitlines()[edit["line"] - 1]
     patched = line[: edit["column"] - 1] + edit["content"] + line[edit["end_column"] - 1 :]
-    assert patched.endswith("executor.map(work, items, chunksize=32))")
+    assert patched.endswith("executor.map(work, range(4096), chunksize=128))")
     assert by_code["AMZ003"]["severity"] == "error"
     assert by_code["AMZ003"]["fix"]["applicability"] == "unsafe"
     assert by_code["E999"]["path"] == "broken.py" and by_code["E999"]["fix"] is None
@@ -108,10 +110,10 @@ def test_sarif_validates_against_the_official_schema(tree):
         "startLine": 10,
         "startColumn": 21,
         "endLine": 10,
-        "endColumn": 46,
+        "endColumn": 52,
     }
     replacement = amz001["fixes"][0]["artifactChanges"][0]["replacements"][0]
-    assert replacement["insertedContent"]["text"].strip().endswith("chunksize=32")
+    assert replacement["insertedContent"]["text"].strip().endswith("chunksize=128")
     assert run_["originalUriBaseIds"]["%SRCROOT%"]["uri"] == Path(tree).as_uri() + "/"
 
 
@@ -127,10 +129,10 @@ def test_github_annotations(tree):
     assert run.code == 1
     lines = run.out.splitlines()
     assert lines[0] == (
-        "::warning file=bad.py,line=10,col=21,endLine=10,endColumn=46,"
+        "::warning file=bad.py,line=10,col=21,endLine=10,endColumn=52,"
         "title=amorsize-lint (AMZ001)::bad.py:10:21: AMZ001 `executor.map` on a "
         "ProcessPoolExecutor has no chunksize, so every item is a separate IPC round trip; "
-        "pass `chunksize=32`"
+        "pass `chunksize=128`"
     )
     assert any(line.startswith("::error file=broken.py,line=2,") for line in lines)
     assert any(
@@ -183,3 +185,26 @@ def test_file_error_positions_are_one_based():
     write_json(LintResult([report]), out, OutputOptions())
     (item,) = json.loads(out.getvalue())
     assert (item["line"], item["column"]) == (3, 5)
+
+
+def test_related_locations_reach_json_and_sarif(tmp_path):
+    write(
+        tmp_path,
+        {
+            "job.py": (
+                "from concurrent.futures import ProcessPoolExecutor\n"
+                "def main():\n"
+                "    with ProcessPoolExecutor(2) as ex:\n"
+                "        ex.submit(print, 1)\n"
+                "main()\n"
+            )
+        },
+    )
+    (item,) = json.loads(lint("--format", "json", cwd=tmp_path).out)
+    assert (item["code"], item["line"]) == ("AMZ003", 5)
+    (related,) = item["related"]
+    assert (related["line"], related["column"]) == (3, 10)
+    sarif = json.loads(lint("--format", "sarif", cwd=tmp_path).out)
+    (result,) = sarif["runs"][0]["results"]
+    (location,) = result["relatedLocations"]
+    assert location["physicalLocation"]["region"]["startLine"] == 3

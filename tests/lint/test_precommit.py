@@ -87,7 +87,7 @@ def test_hooks_fail_on_a_bad_file_and_pass_after_the_fix_hook(tmp_path):
     assert fix.returncode == 1, fix.stdout + fix.stderr
     assert "files were modified by this hook" in fix.stdout
     fixed = (project / "jobs.py").read_text()
-    assert "executor.map(work, items, chunksize=32)" in fixed
+    assert "executor.map(work, range(4096), chunksize=128)" in fixed
 
     again = _pre_commit("amorsize-lint", project, env)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -28,7 +28,9 @@ def test_process_executor_map_without_chunksize_is_flagged(call):
     assert finding.span.line == 7
     assert "chunksize=32" in finding.message
     assert "`ex.map`" in finding.message
-    assert finding.fix is not None and finding.fix.is_safe
+    # Length unknown: the fix is offered, but only as an unsafe one.
+    assert finding.fix is not None and not finding.fix.is_safe
+    assert finding.fix.applies(unsafe=True) and not finding.fix.applies()
 
 
 @pytest.mark.parametrize("method", ["imap", "imap_unordered"])
@@ -118,6 +120,7 @@ def test_fix_uses_known_length_and_constructor_workers():
             return list(pool.imap(work, range(1000)))
     """
     (finding,) = flagged(src)
+    assert finding.fix.is_safe  # known length and known cost
     fixed = apply_fix(src, finding)
     # ceil(1000 / (4 * 2)) = 125
     assert "pool.imap(work, range(1000), chunksize=125)" in fixed
@@ -142,18 +145,77 @@ def test_fix_round_trip_unknown_length_keeps_comments():
     assert flagged(fixed) == []
 
 
-def test_engine_recommendation_wins():
-    class Rec:
-        chunksize = 77
-        workers = 2
+def _rec(chunksize=77, source="measured", serial_time_s=0.01, n_jobs=2):
+    from amorsize_lsp.engine.workload import Recommendation
 
+    return Recommendation(
+        n_jobs=n_jobs,
+        chunksize=chunksize,
+        executor_kind="process_executor",
+        expected_speedup=1.8,
+        serial_time_s=serial_time_s,
+        parallel_time_s=serial_time_s / 1.8,
+        source=source,
+    )
+
+
+ITEMS_UNKNOWN = """
+from concurrent.futures import ProcessPoolExecutor
+def work(x): return x
+def main(items):
+    with ProcessPoolExecutor() as ex:
+        return list(ex.map(work, items))
+"""
+
+
+def test_engine_recommendation_wins_and_is_safe():
+    (finding,) = flagged(ITEMS_UNKNOWN, recommend=lambda site: _rec())
+    assert "chunksize=77" in finding.message
+    assert "engine" in finding.fix.message and finding.fix.is_safe
+
+
+def test_known_length_never_exceeds_four_chunks_per_worker():
+    # The 40-items-over-2-workers case that a fixed chunksize of 32 made 1.6x slower.
     src = """
     from concurrent.futures import ProcessPoolExecutor
-    def work(x): return x
-    def main(items):
-        with ProcessPoolExecutor() as ex:
-            return list(ex.map(work, items))
+    def work(x): return x * 2
+    def main():
+        with ProcessPoolExecutor(2) as ex:
+            return list(ex.map(work, range(40)))
     """
-    (finding,) = flagged(src, recommend=lambda site: Rec())
+    (finding,) = flagged(src, min_items=0)
+    assert "chunksize=5" in finding.message  # ceil(40 / (4 * 2))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    import subprocess\n    return subprocess.run(['true']).returncode",
+        "    with open(x) as f:\n        return f.read()",
+        "    import time\n    time.sleep(0.1)\n    return x",
+    ],
+    ids=["starts-a-process", "file-io", "sleeps"],
+)
+def test_heavy_items_are_not_flagged(body):
+    src = (
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        f"def work(x):\n{body}\n"
+        "def main(items):\n"
+        "    with ProcessPoolExecutor(2) as ex:\n"
+        "        return list(ex.map(work, items))\n"
+    )
+    assert flagged(src) == []
+    # The same call with a cheap function is flagged.
+    light = src.replace(body, "    return x")
+    assert len(flagged(light)) == 1
+
+
+def test_a_measured_millisecond_item_is_not_flagged():
+    src = ITEMS_UNKNOWN.replace("def main(items):", "def main():\n    items = range(400)")
+    # 400 items, 2 s serial: 5 ms per item, so IPC per item does not matter.
+    assert flagged(src, recommend=lambda site: _rec(serial_time_s=2.0)) == []
+    # A prediction is not a measurement: it does not silence the rule.
+    assert len(flagged(src, recommend=lambda s: _rec(serial_time_s=2.0, source="predicted"))) == 1
+    # A measured cheap item keeps the finding, with the engine's chunksize.
+    (finding,) = flagged(src, recommend=lambda site: _rec(serial_time_s=0.004))
     assert "chunksize=77" in finding.message
-    assert "engine" in finding.fix.message

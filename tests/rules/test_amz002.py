@@ -27,9 +27,39 @@ def test_unpicklable_callables_on_process_pools_are_flagged(setup, func, expecte
     )
     (finding,) = flagged(src)
     assert expected in finding.message
-    assert "PicklingError" in finding.message
+    assert "cannot be pickled" in finding.message
     assert finding.severity.value == "error"
     assert finding.fix is None
+
+
+def _real_pickling_error(obj) -> str:
+    import pickle
+
+    with pytest.raises(Exception) as info:
+        pickle.dumps(obj)
+    return type(info.value).__name__
+
+
+def test_the_message_names_the_exception_this_python_raises():
+    import sys
+
+    def main():
+        def inner(x):
+            return x
+
+        return inner
+
+    src = (
+        "from multiprocessing import Pool\n"
+        "def main(xs):\n"
+        "    def inner(x):\n        return x\n"
+        "    with Pool() as pool:\n"
+        "        return pool.map(inner, xs)\n"
+    )
+    (finding,) = flagged(src)
+    version = ".".join(map(str, sys.version_info[:2]))
+    assert f"Python {version} raises `{_real_pickling_error(main())}: " in finding.message
+    assert "'main.<locals>.inner'" in finding.message
 
 
 def test_process_executor_lambda_is_flagged():

@@ -123,3 +123,83 @@ def test_no_fix_when_the_block_cannot_move(src):
 )
 def test_not_flagged(src):
     assert flagged(src) == []
+
+
+# --------------------------------------------------------------------------- through calls
+
+CALLS_MAIN = """\
+from concurrent.futures import ProcessPoolExecutor
+
+
+def work(x):
+    return x * 2
+
+
+def run(items):
+    with ProcessPoolExecutor(2) as ex:
+        return list(ex.map(work, items, chunksize=8))
+
+
+def main():
+    print(run(range(100)))
+
+
+main()
+"""
+
+
+def test_pool_in_a_function_called_at_import_is_reported_at_the_call():
+    findings = [f for f in run_rules(CALLS_MAIN) if f.code == CODE]
+    (finding,) = findings
+    assert (finding.span.line, finding.span.column) == (17, 0)
+    assert "`main()` runs at import" in finding.message
+    assert "line 9, via main() → run()" in finding.message
+    (related,) = finding.related
+    assert related.span.line == 9 and "created here" in related.message
+    fixed = apply_fix(CALLS_MAIN, finding)
+    assert fixed.endswith('if __name__ == "__main__":\n    main()\n')
+    assert [f for f in run_rules(fixed) if f.code == CODE] == []
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        'if __name__ == "__main__":\n    main()\n',  # guarded
+        "",  # never called
+        "def other():\n    main()\n",  # called only from a function
+    ],
+    ids=["guarded", "never-called", "called-from-a-function"],
+)
+def test_not_reported_when_import_does_not_start_the_pool(tail):
+    source = CALLS_MAIN[: CALLS_MAIN.rindex("main()")]
+    findings = [f for f in run_rules(source + tail) if f.code == CODE]
+    assert findings == []
+
+
+@pytest.mark.parametrize(
+    ("pool_code", "reported"),
+    [
+        ("    with ProcessPoolExecutor(2) as ex:\n        ex.submit(work, 1)\n", True),
+        ("    import multiprocessing as mp\n    mp.get_context('fork').Pool(2).close()\n", False),
+        (
+            "    from concurrent.futures import ThreadPoolExecutor\n"
+            "    with ThreadPoolExecutor(2) as ex:\n        ex.submit(work, 1)\n",
+            False,
+        ),
+        (
+            "    def nested():\n        with ProcessPoolExecutor(2) as ex:\n"
+            "            ex.submit(work, 1)\n    return nested\n",
+            False,
+        ),
+    ],
+    ids=["process-pool", "fork-context", "thread-pool", "nested-def-not-called"],
+)
+def test_only_process_pools_that_a_call_really_starts(pool_code, reported):
+    source = (
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "def work(x):\n    return x\n"
+        f"def start():\n{pool_code}"
+        "start()\n"
+    )
+    codes = [f.code for f in run_rules(source) if f.code == CODE]
+    assert codes == (["AMZ003"] if reported else [])

@@ -22,8 +22,6 @@ HEADER = "from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
         "    while batches:\n"
         "        with ThreadPoolExecutor() as ex:\n"
         "            ex.map(abs, batches.pop())\n",
-        "def main(batches):\n"
-        "    return [list(ProcessPoolExecutor().map(abs, b, chunksize=9)) for b in batches]\n",
     ],
 )
 def test_pool_created_in_loop_is_flagged(body):
@@ -42,3 +40,35 @@ def test_pool_created_before_the_loop_is_not_flagged():
                 pool.map(abs, batch)
     """
     assert flagged(src) == []
+
+
+def test_pool_in_a_comprehension_says_the_pools_start_and_are_never_closed():
+    src = HEADER + (
+        "def main(batches):\n"
+        "    return [list(ProcessPoolExecutor().map(abs, b, chunksize=9)) for b in batches]\n"
+    )
+    (finding,) = flagged(src)
+    assert "for every element of a comprehension" in finding.message
+    assert "none is ever closed" in finding.message
+    assert "starting and stopping" not in finding.message
+
+
+@pytest.mark.parametrize(
+    "manager",
+    [
+        "pytest.raises(ValueError)",
+        "self.assertRaises(ValueError)",
+        "self.assertRaisesRegex(ValueError, 'processes')",
+    ],
+)
+def test_construction_expected_to_fail_is_not_flagged(manager):
+    src = (
+        "import pytest\nfrom multiprocessing import Pool\n"
+        "def test_bad_counts(self):\n"
+        "    for n in (0, -1):\n"
+        f"        with {manager}:\n"
+        "            Pool(n)\n"
+    )
+    assert flagged(src) == []
+    # The same construction outside the block is flagged.
+    assert len(flagged(src.replace(f"with {manager}:", "if True:"))) == 1

@@ -32,18 +32,53 @@ def test_literal_count_above_cores_is_flagged_at_the_argument(ctor, arg):
     assert "16 worker processes" in finding.message and "4 usable cores" in finding.message
 
 
-def test_fix_clamps_to_target_cores_and_is_unsafe():
+@pytest.mark.parametrize(
+    ("ctor", "after"),
+    [
+        ("Pool(processes=16)", "Pool()"),
+        ("Pool(16)", "Pool()"),
+        ("Pool(16, init)", "Pool(None, init)"),
+        ("Pool(16, initializer=init)", "Pool(initializer=init)"),
+        (
+            "ProcessPoolExecutor(max_workers=16, mp_context=ctx)",
+            "ProcessPoolExecutor(mp_context=ctx)",
+        ),
+    ],
+)
+def test_fix_removes_the_literal_and_never_writes_a_machine_number(ctor, after):
+    src = f"""
+    from multiprocessing import Pool
+    from concurrent.futures import ProcessPoolExecutor
+    def main(init, ctx):
+        with {ctor} as pool:  # keep me
+            pass
+    """
+    for cores in (2, 6):
+        (finding,) = flagged(src, cores=cores)
+        assert finding.fix.applicability.value == "unsafe"
+        fixed = apply_fix(src, finding)
+        assert f"{after} as pool:  # keep me" in fixed
+        assert str(cores) not in fixed.split("def main")[1]
+        assert flagged(fixed, cores=cores) == []
+
+
+def test_silent_without_a_target_and_informational_on_the_users_machine():
     src = """
     from multiprocessing import Pool
     def main():
-        with Pool(processes=16) as pool:  # keep me
+        with Pool(16) as pool:
             pass
     """
-    (finding,) = flagged(src, cores=6)
-    assert finding.fix.applicability.value == "unsafe"
-    fixed = apply_fix(src, finding)
-    assert "Pool(processes=6) as pool:  # keep me" in fixed
-    assert flagged(fixed, cores=6) == []
+    assert [f for f in run_rules(src, [CODE], target_cores=None) if f.code == CODE] == []
+    (configured,) = flagged(src, cores=4)
+    assert configured.severity.value == "warning"
+    from amorsize_lsp.check import CheckSettings, check_source
+
+    machine = CheckSettings(target_cores=4, target_cores_origin="this machine's usable cores")
+    (finding,) = [
+        f for f in check_source(textwrap.dedent(src), "a.py", machine).findings if f.code == CODE
+    ]
+    assert finding.severity.value == "information"
 
 
 @pytest.mark.parametrize(
@@ -66,3 +101,15 @@ def test_not_flagged(ctor):
             pass
     """
     assert flagged(src) == []
+
+
+def test_construction_expected_to_fail_is_not_flagged():
+    src = """
+    import pytest
+    from multiprocessing import Pool
+    def test_too_many():
+        with pytest.raises(ValueError):
+            Pool(64)
+    """
+    assert flagged(src) == []
+    assert len(flagged(src.replace("with pytest.raises(ValueError):", "if True:"))) == 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from amorsize_lsp.rules.model import Severity
+
 from .common import E999, OutputOptions
 
 
@@ -34,11 +36,15 @@ def _command(level, code, path, line, col, end_line, end_col, message) -> str:
     return f"::{level} {props}::{_data(f'{path}:{line}:{col}: {code} {message}')}\n"
 
 
+#: Workflow command per severity.
+_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
 def write_github(result, out: TextIO, options: OutputOptions) -> None:
     entries = []
     for f in result.findings:
         s = f.span
-        level = "error" if f.severity.value == "error" else "warning"
+        level = _LEVELS[f.severity]
         entries.append(
             (
                 (f.path, s.line, s.column, f.code),

@@ -35,6 +35,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
             "message": fix.message,
             "edits": [{**_range(e.span), "content": e.new_text} for e in fix.edits],
         },
+        "related": [{**_range(r.span), "message": r.message} for r in finding.related],
     }
 
 
@@ -50,6 +51,7 @@ def error_json(error) -> dict[str, Any]:
         "end_line": error.line,
         "end_column": error.column + 1,
         "fix": None,
+        "related": [],
     }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amorsize_lsp import __version__
+from amorsize_lsp.rules.model import Severity
 from amorsize_lsp.rules.registry import all_rules
 
 from .common import E999, E999_NAME, E999_SUMMARY, OutputOptions
@@ -50,9 +51,9 @@ def _rules() -> list[dict[str, Any]]:
                 "shortDescription": {"text": rule.summary},
                 "fullDescription": {"text": rule.section("What it does")},
                 "help": {"text": rule.doc, "markdown": rule.doc},
-                "defaultConfiguration": {"level": rule.severity.value},
+                "defaultConfiguration": {"level": SARIF_LEVELS[rule.severity]},
                 "properties": {
-                    "tags": ["performance" if rule.severity.value == "warning" else "correctness"]
+                    "tags": ["correctness" if rule.severity is Severity.ERROR else "performance"]
                 },
             }
         )
@@ -67,6 +68,10 @@ def _rules() -> list[dict[str, Any]]:
     return descriptors
 
 
+#: SARIF's result levels per severity.
+SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
 def sarif_log(result, options: OutputOptions) -> dict[str, Any]:
     rules = _rules()
     index = {r["id"]: i for i, r in enumerate(rules)}
@@ -76,7 +81,7 @@ def sarif_log(result, options: OutputOptions) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
-            "level": f.severity.value,
+            "level": SARIF_LEVELS[f.severity],
             "message": {"text": f.message},
             "locations": [
                 {
@@ -87,6 +92,20 @@ def sarif_log(result, options: OutputOptions) -> dict[str, Any]:
                 }
             ],
         }
+        if f.related:
+            entry["relatedLocations"] = [
+                {
+                    "id": n,
+                    "message": {"text": r.message},
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(f.path),
+                        "region": _region(
+                            r.span.line, r.span.column, r.span.end_line, r.span.end_column
+                        ),
+                    },
+                }
+                for n, r in enumerate(f.related)
+            ]
         if f.fix is not None and f.fix.edits:
             entry["fixes"] = [
                 {

@@ -76,6 +76,15 @@ def write_text(result, out: TextIO, options: OutputOptions) -> None:
         return
     noun = "fix" if hidden == 1 else "fixes"
     hint = f"{hidden} unsafe {noun} available with `--fix --unsafe-fixes`"
+    if options.fix_mode and not fixable:
+        # Right after fixing, say what is left to do, not that nothing is fixable.
+        verb = "has" if hidden == 1 else "have"
+        which = "problem" if hidden == 1 else "problems"
+        out.write(
+            f"{hidden} remaining {which} {verb} an unsafe fix: apply with "
+            "`--fix --unsafe-fixes` after review.\n"
+        )
+        return
     if fixable and hidden:
         out.write(f"{_paint('[*]', _CYAN, options)} {fixable} fixable with `--fix` ({hint}).\n")
     elif fixable:

@@ -499,6 +499,45 @@ class _PatchOnImport:
         return spec
 
 
+def _strip_tb(tb):
+    """The traceback without this file's frames (relinked in place)."""
+    head = prev = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename != __file__:
+            if prev is None:
+                head = tb
+            else:
+                prev.tb_next = tb
+            prev = tb
+        tb = tb.tb_next
+    if prev is not None:
+        prev.tb_next = None
+    return head
+
+
+def _strip_exception(exc, seen):
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = _strip_tb(exc.__traceback__)
+        _strip_exception(exc.__cause__, seen)
+        exc = exc.__context__
+
+
+def _install_excepthook():
+    """An uncaught exception that passed through a wrapper prints as if no wrapper existed."""
+    previous = sys.excepthook
+
+    def excepthook(tp, value, tb):
+        try:
+            _strip_exception(value, set())
+            tb = value.__traceback__
+        except Exception:
+            pass
+        previous(tp, value, tb)
+
+    sys.excepthook = excepthook
+
+
 def _install():
     global _recorder
     out = _restore_environment()
@@ -506,6 +545,7 @@ def _install():
     if not out:
         return
     _recorder = _Recorder(out)
+    _install_excepthook()
     for name in list(_PATCHES):
         module = sys.modules.get(name)
         if module is not None:
