@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import re
 
-from amorsize_lsp.analysis.model import Span
 from amorsize_lsp.analysis.statements import POOL_ONLY_CALL, split_statements
 from amorsize_lsp.lsp.snapshot import Block, Issue, Snapshot, carry
 
@@ -90,25 +89,6 @@ def incremental(old: Snapshot, new_text: str) -> Snapshot | None:
         *(Block(b.first + delta, b.last + delta, b.mode, b.binds) for b in old.blocks[index + 1 :]),
     ]
     return Snapshot(new_text, issues, sites, [], blocks, old.tainted, "incremental", old.advice)
-
-
-def syntax_error(text: str) -> Issue | None:
-    """CPython's verdict on ``text`` as an E999 issue, or None when it parses.
-
-    The analysis worker runs this before libcst ever sees the text, so a file that
-    CPython rejects never reaches the native parser (where a crash or a hang could
-    hide) and a syntax error costs one ``ast.parse``.
-    """
-    try:
-        ast.parse(text)
-    except SyntaxError as exc:
-        line = max(exc.lineno or 1, 1)
-        column = max((exc.offset or 1) - 1, 0)
-        span = Span(line, column, line, column + 1)
-        return Issue("E999", "syntax-error", f"syntax error: {exc.msg}", "error", span)
-    except (ValueError, MemoryError, RecursionError):
-        return None  # the analysis reports these precisely
-    return None
 
 
 def carried(last_good: Snapshot | None, new_text: str, error: Issue) -> Snapshot:

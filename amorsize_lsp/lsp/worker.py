@@ -151,7 +151,9 @@ def build_snapshot(
     source = result.text if result.text is not None else text
     snap = Snapshot(text=source)
     if result.ok and result.parsed:
-        snap.blocks, snap.tainted = layout(source, tree if source is text else None)
+        # Newer syntax than this Python has no layout: no reuse, always re-checked.
+        with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
+            snap.blocks, snap.tainted = layout(source, tree if source is text else None)
     suppress = _Suppressions(source, snap.blocks)
     for err in result.errors:
         span = Span(err.line, err.column, err.line, err.column + 1)
@@ -268,18 +270,22 @@ def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
     if op == "check":
         import ast
 
-        from amorsize_lsp.lsp.incremental import syntax_error
-
         text = request["text"]
+        rejected = False
         try:
             tree: ast.Module | None = ast.parse(text)
-        except SyntaxError:  # never hand text CPython rejects to libcst
-            return Snapshot(text, errors=[syntax_error(text)], how="syntax")  # type: ignore[list-item]
+        except SyntaxError:
+            # The analysis decides: newer syntax than this Python is analysed (libcst sees
+            # only bounded statements), a real error comes back as E999.
+            tree, rejected = None, True
         except (ValueError, MemoryError, RecursionError):
             tree = None  # the check reports these precisely
         advice.configure(request.get("advice") or {})
         use = advice if request.get("advice") is not None else None
-        return build_snapshot(text, request["path"], request["settings"], use, tree=tree)
+        snap = build_snapshot(text, request["path"], request["settings"], use, tree=tree)
+        if rejected and snap.errors:
+            snap.how = "syntax"  # the server keeps the last good results around it
+        return snap
     if op == "fix":
         from amorsize_lsp.check import fix_source
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from amorsize_lsp.check import CheckSettings
-from amorsize_lsp.lsp.incremental import carried, incremental, syntax_error
+from amorsize_lsp.lsp.incremental import carried, incremental
 from amorsize_lsp.lsp.worker import build_snapshot
 
 BASE = """from concurrent.futures import ProcessPoolExecutor
@@ -85,8 +85,8 @@ def test_edits_that_may_change_results_are_not_reused(name):
 def test_syntax_error_keeps_results_outside_the_edit_and_moves_them():
     old = full(BASE)
     broken = BASE.replace("def helper(v):", "def helper(v:\n    pass\n")
-    err = syntax_error(broken)
-    assert err is not None and err.span.line == 5
+    (err,) = full(broken).errors
+    assert err.code == "E999" and err.span.line == 5
     snap = carried(old, broken, err)
     assert [e.code for e in snap.errors] == ["E999"]
     assert len(snap.issues) == len(old.issues)

@@ -45,3 +45,29 @@ async def test_an_exception_in_analysis_names_the_file_and_keeps_the_worker():
         assert await worker.call({"op": "ping"}) == pid
     finally:
         await worker.close()
+
+
+async def test_newer_syntax_is_analysed_not_reported_as_an_error():
+    import sys
+
+    if sys.version_info >= (3, 12):
+        pytest.skip("`type` statements are valid syntax here")
+    worker = AnalysisWorker(timeout_s=60)
+    try:
+        text = POOL_SOURCE + "\ntype Alias = int\n"
+        snap = await worker.call(
+            {"op": "check", "path": "/p/a.py", "text": text, "settings": CheckSettings()}
+        )
+        assert snap.errors == [] and [i.code for i in snap.issues] == ["AMZ001"]
+        assert snap.blocks == []  # no reuse for a file this Python cannot parse
+        broken = await worker.call(
+            {
+                "op": "check",
+                "path": "/p/a.py",
+                "text": "def f(:\n" + POOL_SOURCE,
+                "settings": CheckSettings(),
+            }
+        )
+        assert broken.how == "syntax" and [e.code for e in broken.errors] == ["E999"]
+    finally:
+        await worker.close()
