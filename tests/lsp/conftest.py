@@ -1,33 +1,17 @@
 """pytest-lsp fixtures: the real server over stdio, with VS Code's and Neovim 0.11's
-capabilities. Each test gets its own daemon socket and store paths, so no test
+capabilities. The session has its own daemon socket and store paths, so no test
 talks to a daemon it did not start."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsp_helpers import CLIENTS, ENV, SERVER, start_daemon, stop_daemon
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-#: One private directory for this test session's daemon socket and store.
-SCRATCH = Path(tempfile.mkdtemp(prefix="amz-lsp-tests-"))
-SOCKET = SCRATCH / "daemon.sock"
-DB = SCRATCH / "store.db"
-ENV = {
-    **os.environ,
-    "AMORSIZE_SOCKET": str(SOCKET),
-    "AMORSIZE_DB": str(DB),
-    "PYTHONUNBUFFERED": "1",
-}
-SERVER = [sys.executable, "-m", "amorsize_lsp"]
-CLIENTS = ["visual-studio-code", "neovim@v0.11.0"]
 #: Settings every test starts from: no daemon spawned behind the test's back.
 BASE_OPTIONS = {"daemon": {"autoStart": False}, "diagnostics": {"debounceMs": 0}}
 
@@ -88,43 +72,6 @@ async def client(request, lsp_client: LanguageClient, tmp_path: Path):
 def uses_pull(client: LanguageClient) -> bool:
     caps = client.capabilities
     return bool(caps and caps.text_document and caps.text_document.diagnostic)
-
-
-def start_daemon() -> subprocess.Popen[bytes]:
-    """A real daemon on the session's socket and store, in the foreground."""
-    log = (SCRATCH / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "amorsize_lsp.daemon", "serve", "--foreground",
-         "--socket", str(SOCKET), "--db", str(DB)],
-        env=ENV, stdout=log, stderr=log,
-    )  # fmt: skip
-    from amorsize_lsp.daemon.client import DaemonClient, DaemonError
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with DaemonClient(SOCKET, timeout_s=2) as c:
-                c.call("status")
-            return proc
-        except DaemonError:
-            if proc.poll() is not None:
-                log_text = (SCRATCH / "daemon.log").read_text()
-                raise RuntimeError(f"the daemon exited: {log_text}") from None
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the daemon did not answer within 30 s")
-
-
-def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
-    """Stop it and forget what it measured, so the next test starts from nothing."""
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for path in SCRATCH.glob(DB.name + "*"):
-        path.unlink()
 
 
 @pytest.fixture

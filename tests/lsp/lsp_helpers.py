@@ -4,10 +4,66 @@ apply workspace edits the way an editor does (in the negotiated position encodin
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 from lsprotocol import types as t
 from pytest_lsp import LanguageClient
+
+#: One private directory for this test session's daemon socket and store.
+SCRATCH = Path(tempfile.mkdtemp(prefix="amz-lsp-tests-"))
+SOCKET = SCRATCH / "daemon.sock"
+DB = SCRATCH / "store.db"
+ENV = {
+    **os.environ,
+    "AMORSIZE_SOCKET": str(SOCKET),
+    "AMORSIZE_DB": str(DB),
+    "PYTHONUNBUFFERED": "1",
+}
+SERVER = [sys.executable, "-m", "amorsize_lsp"]
+CLIENTS = ["visual-studio-code", "neovim@v0.11.0"]
+
+
+def start_daemon() -> subprocess.Popen[bytes]:
+    """A real daemon on the session's socket and store, in the foreground."""
+    log = (SCRATCH / "daemon.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "amorsize_lsp.daemon", "serve", "--foreground",
+         "--socket", str(SOCKET), "--db", str(DB)],
+        env=ENV, stdout=log, stderr=log,
+    )  # fmt: skip
+    from amorsize_lsp.daemon.client import DaemonClient, DaemonError
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with DaemonClient(SOCKET, timeout_s=2) as c:
+                c.call("status")
+            return proc
+        except DaemonError:
+            if proc.poll() is not None:
+                log_text = (SCRATCH / "daemon.log").read_text()
+                raise RuntimeError(f"the daemon exited: {log_text}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the daemon did not answer within 30 s")
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    """Stop it and forget what it measured, so the next test starts from nothing."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for path in SCRATCH.glob(DB.name + "*"):
+        path.unlink()
+
 
 POOL_SOURCE = """from concurrent.futures import ProcessPoolExecutor
 
