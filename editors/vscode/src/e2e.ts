@@ -1,0 +1,161 @@
+/**
+ * End-to-end self check, run only when `AMORSIZE_E2E_REPORT` names a file
+ * (by `scripts/e2e.sh`, inside code-server). It goes through VS Code's own provider
+ * commands, so what it sees is what the editor shows: diagnostics in the document,
+ * inlay hints from the provider, and a quick fix applied to the buffer. It writes a JSON
+ * report; the script fails unless `ok` is true.
+ */
+import * as fs from "node:fs";
+import * as vscode from "vscode";
+import { SERVER_SAMPLE, ServerManager } from "./server";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+const TIMEOUT_MS = Number(process.env.AMORSIZE_E2E_TIMEOUT_MS ?? 90000);
+let started = false;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function poll<T>(what: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await what();
+    if (v !== undefined) return v;
+    if (Date.now() > end) return undefined;
+    await sleep(250);
+  }
+}
+
+function amorsizeDiagnostics(uri: vscode.Uri): vscode.Diagnostic[] {
+  return vscode.languages.getDiagnostics(uri).filter((d) => d.source === "amorsize");
+}
+
+function codeOf(d: vscode.Diagnostic): string {
+  const c = d.code;
+  if (typeof c === "object" && c !== null) return String(c.value);
+  return String(c ?? "");
+}
+
+function hintLabel(h: vscode.InlayHint): string {
+  return typeof h.label === "string" ? h.label : h.label.map((p) => p.value).join("");
+}
+
+async function inlayHints(doc: vscode.TextDocument): Promise<string[]> {
+  const range = new vscode.Range(0, 0, doc.lineCount, 0);
+  const hints = (await vscode.commands.executeCommand<vscode.InlayHint[]>("vscode.executeInlayHintProvider", doc.uri, range)) ?? [];
+  // Only the server's hints: they name their provenance.
+  return hints.map(hintLabel).filter((l) => /(measured|recorded|predicted|shared)/.test(l));
+}
+
+export async function runE2E(m: ServerManager, reportPath: string): Promise<void> {
+  if (started) return;
+  started = true;
+  const checks: Check[] = [];
+  const t0 = Date.now();
+  const report: Record<string, unknown> = { checks };
+  try {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    if (!folder) throw new Error("no workspace folder is open");
+    const rel = process.env.AMORSIZE_E2E_FILE ?? "thumbnails.py";
+    const uri = vscode.Uri.joinPath(folder.uri, rel);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    const editor = await vscode.window.showTextDocument(doc, { preview: false });
+    report.file = uri.fsPath;
+
+    // 1. Diagnostics published by the server reach the document.
+    const diags = await poll(() => {
+      const d = amorsizeDiagnostics(uri);
+      return d.length > 0 ? d : undefined;
+    }, TIMEOUT_MS);
+    report.diagnostics = (diags ?? []).map((d) => ({ code: codeOf(d), line: d.range.start.line + 1, message: d.message }));
+    checks.push({
+      name: "diagnostics",
+      ok: (diags?.length ?? 0) > 0,
+      detail: diags ? diags.map((d) => `${codeOf(d)}@${d.range.start.line + 1}`).join(", ") : "none within the timeout",
+    });
+
+    // 2. An inlay hint from the provider; if none is known yet and sampling is allowed,
+    // sample a call through the server's code lens (as a user would) and ask again.
+    let hints = await poll(async () => {
+      const h = await inlayHints(doc);
+      return h.length > 0 ? h : undefined;
+    }, 15000);
+    if (!hints) {
+      const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>("vscode.executeCodeLensProvider", uri, 50)) ?? [];
+      const lens = lenses.find((l) => l.command?.command === SERVER_SAMPLE);
+      report.sampled = lens?.command ? lens.command.title : "no sample lens";
+      if (lens?.command) {
+        await vscode.commands.executeCommand(lens.command.command, ...(lens.command.arguments ?? []));
+        hints = await poll(async () => {
+          const h = await inlayHints(doc);
+          return h.length > 0 ? h : undefined;
+        }, TIMEOUT_MS);
+      }
+    }
+    report.inlayHints = hints ?? [];
+    checks.push({ name: "inlay hint", ok: (hints?.length ?? 0) > 0, detail: hints ? hints.join(" | ") : "none" });
+
+    // 3. A quick fix of an amorsize diagnostic, applied to the buffer, and re-analysed.
+    const fixable = amorsizeDiagnostics(uri);
+    let fixed: Check = { name: "quick fix", ok: false, detail: "no amorsize quick fix offered" };
+    for (const d of fixable) {
+      const actions =
+        (await vscode.commands.executeCommand<vscode.CodeAction[]>("vscode.executeCodeActionProvider", uri, d.range, vscode.CodeActionKind.QuickFix.value, 10)) ?? [];
+      const ours = actions.find(
+        (a) =>
+          a.kind?.value.startsWith("quickfix") &&
+          !a.title.startsWith("Suppress") &&
+          (a.diagnostics ?? []).some((x) => x.source === "amorsize" && codeOf(x) === codeOf(d)) &&
+          a.edit !== undefined,
+      );
+      if (!ours?.edit) continue;
+      const before = doc.getText();
+      const code = codeOf(d);
+      const countBefore = amorsizeDiagnostics(uri).filter((x) => codeOf(x) === code).length;
+      const applied = await vscode.workspace.applyEdit(ours.edit);
+      const after = doc.getText();
+      const reanalysed = await poll(() => {
+        const n = amorsizeDiagnostics(uri).filter((x) => codeOf(x) === code).length;
+        return n < countBefore ? n : undefined;
+      }, TIMEOUT_MS);
+      fixed = {
+        name: "quick fix",
+        ok: applied && after !== before && reanalysed !== undefined,
+        detail: `${ours.title} (${code}, line ${d.range.start.line + 1}): applied=${applied}, text changed=${after !== before}, ${code} findings ${countBefore} -> ${reanalysed ?? "unchanged"}`,
+      };
+      report.quickFix = { title: ours.title, code, changedLines: changedLines(before, after) };
+      break;
+    }
+    checks.push(fixed);
+
+    // For the screenshot: the first finding in view, status bar refreshed.
+    const first = amorsizeDiagnostics(uri)[0];
+    if (first) editor.revealRange(first.range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    await m.refreshStatus();
+    report.status = m.lastStatus ?? null;
+  } catch (err) {
+    checks.push({ name: "exception", ok: false, detail: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  }
+  report.ok = checks.length > 0 && checks.every((c) => c.ok);
+  report.elapsedMs = Date.now() - t0;
+  const tmp = `${reportPath}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(report, null, 2));
+  fs.renameSync(tmp, reportPath);
+  m.log(`e2e report written to ${reportPath}: ok=${String(report.ok)}`);
+}
+
+function changedLines(before: string, after: string): { before: string[]; after: string[] } {
+  const a = before.split("\n");
+  const b = after.split("\n");
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  let j = 0;
+  while (j < a.length - i && j < b.length - i && a[a.length - 1 - j] === b[b.length - 1 - j]) j++;
+  return { before: a.slice(i, a.length - j), after: b.slice(i, b.length - j) };
+}
