@@ -14,7 +14,7 @@ step "esbuild bundle"
 npm run --silent bundle
 step "unit tests (node --test)"
 npm run --silent build-tests
-node --test out/test/
+node --test out/test/*.test.js
 step "vsce package"
 rm -f dist/*.vsix
 npx vsce package --no-dependencies --out dist/amorsize.vsix

@@ -80,30 +80,10 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       detail: diags ? diags.map((d) => `${codeOf(d)}@${d.range.start.line + 1}`).join(", ") : "none within the timeout",
     });
 
-    // 2. An inlay hint from the provider; if none is known yet and sampling is allowed,
-    // sample a call through the server's code lens (as a user would) and ask again.
-    let hints = await poll(async () => {
-      const h = await inlayHints(doc);
-      return h.length > 0 ? h : undefined;
-    }, 15000);
-    if (!hints) {
-      const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>("vscode.executeCodeLensProvider", uri, 50)) ?? [];
-      const lens = lenses.find((l) => l.command?.command === SERVER_SAMPLE);
-      report.sampled = lens?.command ? lens.command.title : "no sample lens";
-      if (lens?.command) {
-        await vscode.commands.executeCommand(lens.command.command, ...(lens.command.arguments ?? []));
-        hints = await poll(async () => {
-          const h = await inlayHints(doc);
-          return h.length > 0 ? h : undefined;
-        }, TIMEOUT_MS);
-      }
-    }
-    report.inlayHints = hints ?? [];
-    checks.push({ name: "inlay hint", ok: (hints?.length ?? 0) > 0, detail: hints ? hints.join(" | ") : "none" });
-
-    // 3. A quick fix of an amorsize diagnostic, applied to the buffer, and re-analysed.
+    // 2. A quick fix of an amorsize diagnostic, applied to the buffer, and re-analysed.
     const fixable = amorsizeDiagnostics(uri);
     let fixed: Check = { name: "quick fix", ok: false, detail: "no amorsize quick fix offered" };
+    const seen: string[] = [];
     for (const d of fixable) {
       const actions =
         (await vscode.commands.executeCommand<vscode.CodeAction[]>("vscode.executeCodeActionProvider", uri, d.range, vscode.CodeActionKind.QuickFix.value, 10)) ?? [];
@@ -111,8 +91,13 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
         (a) =>
           a.kind?.value.startsWith("quickfix") &&
           !a.title.startsWith("Suppress") &&
-          (a.diagnostics ?? []).some((x) => x.source === "amorsize" && codeOf(x) === codeOf(d)) &&
+          // VS Code's API command drops the action's diagnostics, so the server's title
+          // (which names the rule) identifies our fix when they are missing.
+          ((a.diagnostics ?? []).some((x) => x.source === "amorsize" && codeOf(x) === codeOf(d)) || a.title.includes(codeOf(d))) &&
           a.edit !== undefined,
+      );
+      seen.push(
+        ...actions.map((a) => `${codeOf(d)}: "${a.title}" kind=${a.kind?.value} edit=${a.edit !== undefined} diags=${(a.diagnostics ?? []).map(codeOf).join("+")}`),
       );
       if (!ours?.edit) continue;
       const before = doc.getText();
@@ -132,11 +117,53 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       report.quickFix = { title: ours.title, code, changedLines: changedLines(before, after) };
       break;
     }
+    if (!fixed.ok) report.codeActionsSeen = seen;
     checks.push(fixed);
 
-    // For the screenshot: the first finding in view, status bar refreshed.
-    const first = amorsizeDiagnostics(uri)[0];
-    if (first) editor.revealRange(first.range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    // 3. An inlay hint from the provider, in this file or another example. When none is
+    // known yet and sampling is allowed, sample calls through the server's code lenses
+    // (as a user would click them) until one succeeds, and ask again.
+    const files = [uri, ...(await vscode.workspace.findFiles("*.py")).filter((u) => u.toString() !== uri.toString())];
+    let hint: { file: vscode.Uri; labels: string[] } | undefined;
+    for (const f of files) {
+      const d = await vscode.workspace.openTextDocument(f);
+      const labels = await poll(async () => {
+        const h = await inlayHints(d);
+        return h.length > 0 ? h : undefined;
+      }, f === uri ? 10000 : 3000);
+      if (labels) {
+        hint = { file: f, labels };
+        break;
+      }
+    }
+    const sampleErrors: string[] = [];
+    const pragma = process.env.AMORSIZE_E2E_SAMPLE; // "file.py|<expr>": the items a user would name
+    if (!hint && pragma) {
+      const [rel2, expr] = [pragma.slice(0, pragma.indexOf("|")), pragma.slice(pragma.indexOf("|") + 1)];
+      const f = vscode.Uri.joinPath(folder.uri, rel2);
+      try {
+        hint = await sampleWithPragma(f, expr, report);
+      } catch (err) {
+        sampleErrors.push(`${rel2}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    if (sampleErrors.length > 0) report.sampleErrors = sampleErrors;
+    report.inlayHints = hint ? { file: vscode.workspace.asRelativePath(hint.file), labels: hint.labels } : [];
+    checks.push({
+      name: "inlay hint",
+      ok: hint !== undefined,
+      detail: hint ? `${vscode.workspace.asRelativePath(hint.file)}: ${hint.labels.join(" | ")}` : `none (sampling: ${sampleErrors.length} failed)`,
+    });
+
+    // For the screenshot: the file with the hint (else the fixed one), its first finding in
+    // view, no notifications, and the status bar refreshed.
+    const shown = hint && hint.file.toString() !== uri.toString()
+      ? await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(hint.file), { preview: false })
+      : editor;
+    await vscode.window.showTextDocument(shown.document, { preview: false });
+    const first = amorsizeDiagnostics(shown.document.uri)[0];
+    if (first) shown.revealRange(first.range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    await vscode.commands.executeCommand("notifications.clearAll");
     await m.refreshStatus();
     report.status = m.lastStatus ?? null;
   } catch (err) {
@@ -148,6 +175,49 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
   fs.writeFileSync(tmp, JSON.stringify(report, null, 2));
   fs.renameSync(tmp, reportPath);
   m.log(`e2e report written to ${reportPath}: ok=${String(report.ok)}`);
+}
+
+/**
+ * What a user does when the items are local to a function: name sample items with the
+ * `# amorsize: sample=<expr>` pragma on the call line, save, click "Sample this call",
+ * and read the hint.
+ */
+async function sampleWithPragma(
+  f: vscode.Uri,
+  expr: string,
+  report: Record<string, unknown>,
+): Promise<{ file: vscode.Uri; labels: string[] } | undefined> {
+  const doc = await vscode.workspace.openTextDocument(f);
+  await vscode.window.showTextDocument(doc, { preview: false });
+  const lensesOf = async () =>
+    ((await vscode.commands.executeCommand<vscode.CodeLens[]>("vscode.executeCodeLensProvider", f, 50)) ?? []).filter(
+      (l) => l.command?.command === SERVER_SAMPLE,
+    );
+  const lenses = await poll(async () => {
+    const l = await lensesOf();
+    return l.length > 0 ? l : undefined;
+  }, 20000);
+  if (!lenses) throw new Error("no 'Sample this call' code lens (is sampling enabled and the workspace trusted?)");
+  const line = lenses[0].range.start.line;
+  // The lens may sit above the call; the pragma goes on the call's first line.
+  const callLine = doc.lineAt(line).text.trim() === "" ? line + 1 : line;
+  const edit = new vscode.WorkspaceEdit();
+  edit.insert(f, doc.lineAt(callLine).range.end, `  # amorsize: sample=${expr}`);
+  if (!(await vscode.workspace.applyEdit(edit))) throw new Error("could not insert the sample pragma");
+  await doc.save();
+  // Ask for the lens again: the server re-analysed the edited text.
+  const again = await poll(async () => {
+    const l = (await lensesOf()).find((x) => x.range.start.line === line);
+    return l;
+  }, 20000);
+  if (!again?.command) throw new Error("the code lens disappeared after the pragma was added");
+  await vscode.commands.executeCommand(SERVER_SAMPLE, ...(again.command.arguments ?? []));
+  report.sampled = `${vscode.workspace.asRelativePath(f)}:${callLine + 1}`;
+  const labels = await poll(async () => {
+    const h = await inlayHints(doc);
+    return h.length > 0 ? h : undefined;
+  }, 60000);
+  return labels ? { file: f, labels } : undefined;
 }
 
 function changedLines(before: string, after: string): { before: string[]; after: string[] } {

@@ -26,7 +26,7 @@ import {
   readSettings,
   toServerSettings,
 } from "./settings";
-import { StatusView, parseStatus, statusText } from "./status";
+import { StatusView, parseStatus, statusText, statusTooltip } from "./status";
 
 export const SERVER_SAMPLE = "amorsize.sampleCallSite";
 export const SERVER_STATUS = "amorsize.showStatus";
@@ -357,7 +357,7 @@ export class ServerManager implements vscode.Disposable {
       const result = await client.sendRequest(ExecuteCommandRequest.type, { command: SERVER_STATUS, arguments: [] });
       const view = parseStatus(result);
       this.lastStatus = view;
-      this.setStatus(statusText(view), "amorsize: click for the daemon's status");
+      this.setStatus(statusText(view), statusTooltip(view));
       return result;
     } catch (err) {
       this.setStatus("$(check) amorsize", `Server running; status unavailable: ${String(err)}`);

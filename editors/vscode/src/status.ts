@@ -6,10 +6,12 @@
  */
 
 export interface StatusView {
-  /** e.g. "running", "stopped", "unreachable", "starting", or "unknown". */
+  /** The server's word for the daemon ("up", "down", ...), or "unknown". */
   daemon: string;
-  /** Number of call sites with a measurement, or undefined when the server did not say. */
+  /** Measured call sites in the daemon's store, or undefined when the server did not say. */
   measured: number | undefined;
+  /** Call sites in the open files whose advice is measured (or recorded), when known. */
+  measuredOpen?: number;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -27,7 +29,10 @@ function count(v: unknown): number | undefined {
   return undefined;
 }
 
-const MEASURED_KEYS = ["measuredCallSites", "measured_call_sites", "measured", "callSitesMeasured"];
+// amorsize.showStatus answers `measured_profiles` (the store) and `measured_call_sites_open`;
+// the other spellings keep older or newer servers readable.
+const MEASURED_KEYS = ["measured_profiles", "measuredCallSites", "measured_call_sites", "measured", "callSitesMeasured"];
+const OPEN_KEYS = ["measured_call_sites_open", "measuredCallSitesOpen"];
 
 /** Read the daemon's state and the number of measured call sites from a status result. */
 export function parseStatus(result: unknown): StatusView {
@@ -47,12 +52,23 @@ export function parseStatus(result: unknown): StatusView {
     if (isObject(callSites)) measured = count(pick(callSites, ["measured", ...MEASURED_KEYS]));
   }
   if (measured === undefined && isObject(d)) measured = count(pick(d, MEASURED_KEYS));
-  return { daemon, measured };
+  const measuredOpen = count(pick(result, OPEN_KEYS));
+  return measuredOpen === undefined ? { daemon, measured } : { daemon, measured, measuredOpen };
 }
 
 /** Status bar text, with a codicon: `$(pulse) amorsize: daemon running · 3 measured`. */
 export function statusText(view: StatusView): string {
-  const icon = view.daemon === "running" ? "$(pulse)" : view.daemon === "unknown" ? "$(question)" : "$(circle-slash)";
+  const up = view.daemon === "up" || view.daemon === "running";
+  const icon = up ? "$(pulse)" : view.daemon === "unknown" ? "$(question)" : "$(circle-slash)";
   const measured = view.measured === undefined ? "" : ` · ${view.measured} measured`;
   return `${icon} amorsize: daemon ${view.daemon}${measured}`;
+}
+
+/** Tooltip: what the two numbers mean. */
+export function statusTooltip(view: StatusView): string {
+  const parts = [`amorsize daemon: ${view.daemon}.`];
+  if (view.measured !== undefined) parts.push(`${view.measured} measured call sites in the store.`);
+  if (view.measuredOpen !== undefined) parts.push(`${view.measuredOpen} call sites in open files use a measurement.`);
+  parts.push("Click for details.");
+  return parts.join(" ");
 }
