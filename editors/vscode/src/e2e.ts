@@ -155,6 +155,28 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       detail: hint ? `${vscode.workspace.asRelativePath(hint.file)}: ${hint.labels.join(" | ")}` : `none (sampling: ${sampleErrors.length} failed)`,
     });
 
+    // 4. A crash is restarted (with backoff) and the new server publishes again.
+    const pid = m.serverPid;
+    if (pid === undefined) {
+      checks.push({ name: "crash restart", ok: false, detail: "no server process" });
+    } else {
+      const t = Date.now();
+      process.kill(pid, "SIGKILL");
+      const restarted = await poll(() => {
+        const p = m.serverPid;
+        return p !== undefined && p !== pid && m.client?.isRunning() ? p : undefined;
+      }, 60000);
+      const republished = restarted === undefined ? undefined : await poll(() => {
+        const d = amorsizeDiagnostics(uri);
+        return d.length > 0 ? d.length : undefined;
+      }, TIMEOUT_MS);
+      checks.push({
+        name: "crash restart",
+        ok: restarted !== undefined && republished !== undefined,
+        detail: `killed server ${pid}; new server ${restarted ?? "none"} after ${Date.now() - t} ms; ${republished ?? 0} diagnostics republished`,
+      });
+    }
+
     // For the screenshot: the file with the hint (else the fixed one), its first finding in
     // view, no notifications, and the status bar refreshed.
     const shown = hint && hint.file.toString() !== uri.toString()

@@ -69,6 +69,11 @@ export class ServerManager implements vscode.Disposable {
     );
   }
 
+  /** The running server's process id (the e2e kills it to check the crash restart). */
+  get serverPid(): number | undefined {
+    return this.process?.pid;
+  }
+
   /** Called with the running client each time a server becomes ready (used by the e2e). */
   onReady(listener: (client: LanguageClient) => void): void {
     this.readyListeners.push(listener);
