@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fix", action="store_true", help="apply safe fixes")
     parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not read the amorsize store or .amorsize/profiles.jsonl (no AMZ1xx advice)",
+    )
+    parser.add_argument(
         "--unsafe-fixes", action="store_true", help="also apply (or offer) unsafe fixes"
     )
     parser.add_argument(
@@ -208,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         fix=args.fix or args.diff,
         unsafe_fixes=args.unsafe_fixes,
         show_callsites=args.show_callsites,
+        advice=None if args.no_store else _advice(config),
     )
     stdin: bytes | None = None
     if paths == [Path("-")] or (args.stdin_filename and not args.paths):
@@ -250,6 +256,17 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if close_sink:
             sink.close()
+
+
+def _advice(config) -> tuple[str | None, tuple[str, ...]] | None:
+    """Where the recommendation rules read advice from (read-only), or None."""
+    from amorsize_lsp.advice import StoreAdvice
+
+    db = os.environ.get("AMORSIZE_DB") or None
+    roots = (str(config.root),)
+    if not StoreAdvice.available(db, [Path(r) for r in roots]):
+        return None
+    return db, roots
 
 
 def _report(args, result: LintResult, settings: Settings | None, encodings, sink: TextIO) -> int:

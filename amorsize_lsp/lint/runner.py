@@ -45,6 +45,25 @@ class Settings:
     fix: bool = False
     unsafe_fixes: bool = False
     show_callsites: bool = False
+    #: Read-only advice for the recommendation rules: (store path or None for the
+    #: default, project roots); None: no advice.
+    advice: tuple[str | None, tuple[str, ...]] | None = None
+
+
+#: One read-only advice source per process and settings (workers open their own).
+_ADVICE: dict[tuple[str | None, tuple[str, ...]], Any] = {}
+
+
+def _recommend(settings: Settings):
+    if settings.advice is None:
+        return None
+    from amorsize_lsp.advice import StoreAdvice, recommend_hook
+
+    source = _ADVICE.get(settings.advice)
+    if source is None:
+        db, roots = settings.advice
+        source = _ADVICE[settings.advice] = StoreAdvice(db, [Path(r) for r in roots])
+    return recommend_hook(source.recommend)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +131,8 @@ def usable_cores() -> int:
 def process_file(job: Job, settings: Settings) -> FileReport:
     """Check one decoded file through the shared seam; never raises for bad input."""
     check = replace(settings.check, codes=job.codes, complexity=settings.show_callsites)
-    result = check_source(job.text, job.path, check)
+    recommend = _recommend(settings)
+    result = check_source(job.text, job.path, check, recommend=recommend)
     report = FileReport(path=job.path)
     if result.errors:
         report.error = result.errors[0]
@@ -127,7 +147,12 @@ def process_file(job: Job, settings: Settings) -> FileReport:
     ):
         try:
             outcome = fix_source(
-                job.text, job.path, check, unsafe=settings.unsafe_fixes, first=result
+                job.text,
+                job.path,
+                check,
+                unsafe=settings.unsafe_fixes,
+                first=result,
+                recommend=recommend,
             )
         except Exception as exc:  # a fixer bug must not lose the findings
             report.rejected.append(

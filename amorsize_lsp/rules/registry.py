@@ -21,6 +21,8 @@ from . import (
     amz005_oversubscribed_workers,
     amz006_cpu_bound_thread_pool,
     amz007_pool_not_closed,
+    amz100_tune_parallel_map,
+    amz101_parallel_slower_than_serial,
 )
 from .model import Applicability, Finding, Need, RuleContext, Severity
 
@@ -94,6 +96,8 @@ for _module in (
     amz005_oversubscribed_workers,
     amz006_cpu_bound_thread_pool,
     amz007_pool_not_closed,
+    amz100_tune_parallel_map,
+    amz101_parallel_slower_than_serial,
 ):
     register(Rule.from_module(_module))
 

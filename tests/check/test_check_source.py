@@ -111,7 +111,7 @@ def test_recommend_hook_reaches_only_rules_that_need_it() -> None:
     wanting = frozenset(r.code for r in all_rules() if Need.RECOMMENDATION in r.needs)
     assert wanting
     check_source(POOL_CODE, "a.py", CheckSettings(codes=wanting), recommend=hook)
-    assert calls == ["map"]
+    assert calls and set(calls) == {"map"}
     calls.clear()
     rest = frozenset(r.code for r in all_rules()) - wanting
     check_source(POOL_CODE, "a.py", CheckSettings(codes=rest), recommend=hook)

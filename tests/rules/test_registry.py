@@ -13,6 +13,8 @@ EXPECTED = {
     "AMZ005": "oversubscribed-workers",
     "AMZ006": "cpu-bound-thread-pool",
     "AMZ007": "pool-not-closed",
+    "AMZ100": "tune-parallel-map",
+    "AMZ101": "parallel-slower-than-serial",
 }
 
 
@@ -41,13 +43,16 @@ def test_fix_applicability_matches_the_issue():
         "AMZ005": "unsafe",
         "AMZ006": None,
         "AMZ007": None,
+        "AMZ100": "safe",
+        "AMZ101": None,
     }
 
 
 def test_selectors_are_prefixes_like_ruff():
     assert codes_matching("ALL") == sorted(EXPECTED)
     assert codes_matching("AMZ") == sorted(EXPECTED)
-    assert codes_matching("amz00") == sorted(EXPECTED)
+    assert codes_matching("amz00") == sorted(c for c in EXPECTED if c.startswith("AMZ00"))
+    assert codes_matching("AMZ1") == ["AMZ100", "AMZ101"]
     assert codes_matching("AMZ003") == ["AMZ003"]
     assert codes_matching("AMZ9") == []
     assert codes_matching("") == []

@@ -1,0 +1,412 @@
+"""The analysis worker: a child process that runs ``check_source`` for the server.
+
+Why a process: libcst's native parser can crash or hang on some inputs, and a
+rule may have a bug. The server sends each request over a pipe (length-prefixed
+pickle frames) and waits with a time limit; when the child dies or overruns, the
+server kills it, starts a new one and reports the failure on the document. The
+child keeps the analyzer's per-statement parse cache between requests, so edits
+re-parse only the statements that changed. It also asks for advice: the daemon
+first, else the read-only store.
+
+Run as ``python -m amorsize_lsp.lsp.worker`` (the server does this).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from amorsize_lsp.lsp.snapshot import Block, Issue, Site, Snapshot
+
+log = logging.getLogger("amorsize.lsp")
+
+_HEADER = struct.Struct(">I")
+#: The child's address-space limit: a pathological parse fails instead of swapping.
+MEMORY_LIMIT_BYTES = 2 << 30
+#: After the daemon failed to answer, use the store for this long before trying again.
+DAEMON_RETRY_S = 5.0
+
+
+class WorkerFailed(Exception):
+    """The worker crashed, overran its time limit, or raised; one precise line."""
+
+
+# ----------------------------------------------------------------------------- child
+
+
+def _read_frame(stream: BinaryIO) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    return pickle.loads(stream.read(size))
+
+
+def _write_frame(stream: BinaryIO, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+class WorkerAdvice:
+    """Recommendations for the worker's checks: the daemon when it answers, else the store."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+        self._client: Any = None
+        self._down_since: float | None = None
+        self._store: Any = None
+        self.used = "none"
+
+    def configure(self, options: dict[str, Any]) -> None:
+        if options != self.options:
+            self.close()
+            self.options = dict(options)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _daemon(self) -> Any:
+        if not self.options.get("daemon", True):
+            return None
+        if self._client is not None:
+            return self._client
+        if self._down_since is not None and time.monotonic() - self._down_since < DAEMON_RETRY_S:
+            return None
+        from amorsize_lsp.daemon.client import DaemonClient, DaemonError
+
+        try:
+            client = DaemonClient(self.options.get("socket"), timeout_s=2.0, spawn=False)
+            client.connect()
+        except DaemonError:
+            self._down_since = time.monotonic()
+            return None
+        self._client = client
+        self._down_since = None
+        return client
+
+    def recommend(self, callsite: dict[str, Any]) -> dict[str, Any] | None:
+        from amorsize_lsp.daemon.client import DaemonError
+
+        client = self._daemon()
+        if client is not None:
+            try:
+                answer = client.call("recommend", {"callsite": callsite})
+                self.used = "daemon"
+                return answer if isinstance(answer, dict) else None
+            except DaemonError as exc:
+                if exc.code is None:  # transport failure, not a refused request
+                    client.close()
+                    self._client = None
+                    self._down_since = time.monotonic()
+                else:
+                    return None
+        if self._store is None:
+            from amorsize_lsp.advice import StoreAdvice
+
+            roots = [Path(r) for r in self.options.get("roots", ())]
+            self._store = StoreAdvice(self.options.get("db"), roots)
+        answer = self._store.recommend(callsite)
+        if self.used != "daemon":
+            self.used = "store" if self._store.opened else "none"
+        return answer
+
+    def refresh(self) -> None:
+        """Forget cached store answers (a sample finished)."""
+        if self._store is not None:
+            self._store.refresh()
+
+
+def _severity(value: str) -> str:
+    return {"error": "error", "warning": "warning"}.get(value, "information")
+
+
+def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | None) -> Snapshot:
+    """Check ``text`` and turn the result into a :class:`Snapshot` (runs in the child)."""
+    from amorsize_lsp.advice import recommend_hook
+    from amorsize_lsp.analysis.model import Span
+    from amorsize_lsp.check import check_source
+    from amorsize_lsp.rules.noqa import suppression_edit
+
+    if advice is not None:
+        advice.used = "none"
+    hook = recommend_hook(advice.recommend) if advice is not None else None
+    result = check_source(text, path, replace(settings, complexity=True), recommend=hook)
+    source = result.text if result.text is not None else text
+    snap = Snapshot(text=source)
+    for err in result.errors:
+        span = Span(err.line, err.column, err.line, err.column + 1)
+        snap.errors.append(Issue("E999", "syntax-error", err.message, "error", span))
+    for f in result.findings:
+        fix = f.fix
+        snap.issues.append(
+            Issue(
+                code=f.code,
+                name=f.name,
+                message=f.message,
+                severity=_severity(f.severity.value),
+                span=f.span,
+                fix_title=fix.message if fix and fix.edits else None,
+                fix_safe=bool(fix and fix.is_safe),
+                fix_edits=tuple(fix.edits) if fix else (),
+                suppress=suppression_edit(source, f.line, f.code),
+            )
+        )
+    if result.analysis is not None:
+        for site in result.analysis.callsites:
+            data = site.to_json()
+            rec = advice.recommend(data) if advice is not None else None
+            title, edits = _apply_recommended(source, site, rec)
+            snap.sites.append(Site(site.span, data, rec, title, edits))
+    if result.ok and result.parsed:
+        snap.blocks, snap.tainted = layout(source)
+    snap.advice = advice.used if advice is not None else "none"
+    return snap
+
+
+def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):
+    """The "Apply recommended …" title and edits, or (None, ()) when nothing differs."""
+    from amorsize_lsp.analysis.edits import set_parameters
+    from amorsize_lsp.analysis.model import EditError
+
+    if not rec or not rec.get("use_pool", True):
+        return None, ()
+    n_jobs, chunksize = rec.get("n_jobs"), rec.get("chunksize")
+    if not isinstance(n_jobs, int) or not isinstance(chunksize, int):
+        return None, ()
+    ctor = site.constructor
+    workers = n_jobs if ctor is not None and ctor.workers_value != n_jobs else None
+    chunk = chunksize if site.chunksize_value != chunksize and not site.is_thread else None
+    if workers is None and chunk is None:
+        return None, ()
+    try:
+        edits = tuple(set_parameters(source, site, chunksize=chunk, workers=workers))
+    except EditError:
+        return None, ()
+    if not edits:
+        return None, ()
+    parts = []
+    if workers is not None:
+        parts.append(f"{workers} worker{'s' if workers != 1 else ''}")
+    if chunk is not None:
+        parts.append(f"chunksize={chunk}")
+    return f"Apply recommended: {', '.join(parts)}", edits
+
+
+def layout(source: str) -> tuple[list[Block], frozenset[str]]:
+    """Top-level statement blocks (each with the gap lines after it) and the tainted names.
+
+    A block whose mode is "" was not read by the analysis at all; an edit inside it
+    that keeps its bound names and brings in no pool text or tainted name cannot
+    change any result (see ``incremental``).
+    """
+    import ast
+
+    from amorsize_lsp.analysis.statements import select, split_statements
+    from amorsize_lsp.lsp.incremental import POOL_TEXT
+
+    groups = split_statements(source, ast.parse(source))
+    select(groups)
+    n_lines = source.count("\n") + 1
+    blocks = []
+    for i, g in enumerate(groups):
+        last = groups[i + 1].first_line - 1 if i + 1 < len(groups) else n_lines
+        blocks.append(Block(g.first_line, last, g.mode, g.binds))
+    relevant = [POOL_TEXT.search(g.text) is not None for g in groups]
+    tainted: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for i, g in enumerate(groups):
+            if relevant[i]:
+                if not g.binds <= tainted:
+                    tainted |= g.binds
+                    changed = True
+            elif g.words & tainted:
+                relevant[i] = True
+                changed = True
+    return blocks, frozenset(tainted)
+
+
+def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
+    op = request.get("op")
+    if op == "check":
+        advice.configure(request.get("advice") or {})
+        use = advice if request.get("advice") is not None else None
+        return build_snapshot(request["text"], request["path"], request["settings"], use)
+    if op == "fix":
+        from amorsize_lsp.check import fix_source
+
+        outcome = fix_source(request["text"], request["path"], request["settings"])
+        return outcome.text, dict(outcome.fixed)
+    if op == "refresh":
+        advice.refresh()
+        return True
+    if op == "ping":
+        return os.getpid()
+    if op == "crash":  # for tests: a native crash of the analysis
+        import ctypes
+
+        ctypes.string_at(0)
+    if op == "hang":  # for tests: a parse that never ends
+        while True:
+            time.sleep(1)
+    raise ValueError(f"unknown worker request {op!r}")
+
+
+def _warm_up() -> None:
+    """Import and exercise the analysis once, while the editor is still starting up."""
+    from amorsize_lsp.check import CheckSettings
+
+    with contextlib.suppress(Exception):
+        build_snapshot(
+            "from multiprocessing import Pool\nwith Pool() as p:\n    p.imap(abs, [1])\n",
+            "<warm-up>",
+            CheckSettings(),
+            None,
+        )
+
+
+def child_main() -> int:
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the frame stream
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    advice = WorkerAdvice()
+    _warm_up()
+    while True:
+        request = _read_frame(inp)
+        if request is None:
+            return 0
+        try:
+            reply: tuple[str, Any] = ("ok", _handle(request, advice))
+        except MemoryError:
+            reply = ("error", "the analysis ran out of memory (over 2 GiB)")
+        except Exception as exc:
+            where = request.get("path", "?") if isinstance(request, dict) else "?"
+            detail = traceback.format_exc(limit=-3).strip().splitlines()[-3:]
+            reply = ("error", f"{where}: {type(exc).__name__}: {exc} [{' | '.join(detail)}]")
+        _write_frame(out, reply)
+
+
+# ---------------------------------------------------------------------------- parent
+
+
+class AnalysisWorker:
+    """The server's handle on the child: one request at a time, time limit, restarts."""
+
+    def __init__(self, *, timeout_s: float = 20.0, python: str | None = None) -> None:
+        self.timeout_s = timeout_s
+        self.python = python or sys.executable
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self.restarts = 0
+        #: Requests sent (the incremental path sends none).
+        self.requests = 0
+        self.last_failure: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def _ensure(self) -> asyncio.subprocess.Process:
+        if self._proc is None or self._proc.returncode is not None:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.python,
+                "-m",
+                "amorsize_lsp.lsp.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 20,
+            )
+        return self._proc
+
+    async def start(self) -> None:
+        """Start the child now (it warms up while the client initialises)."""
+        async with self._lock:
+            await self._ensure()
+
+    async def _kill(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        with contextlib.suppress(Exception):
+            return await asyncio.wait_for(proc.wait(), 5)
+        return None
+
+    async def _exchange(self, request: dict[str, Any], timeout_s: float) -> Any:
+        async with self._lock:
+            proc = await self._ensure()
+            assert proc.stdin is not None and proc.stdout is not None
+            data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+            what = request.get("path") or request.get("op")
+            try:
+                proc.stdin.write(_HEADER.pack(len(data)) + data)
+                await proc.stdin.drain()
+                header = await asyncio.wait_for(proc.stdout.readexactly(_HEADER.size), timeout_s)
+                (size,) = _HEADER.unpack(header)
+                body = await asyncio.wait_for(proc.stdout.readexactly(size), timeout_s)
+            except TimeoutError:
+                await self._kill()
+                self.restarts += 1
+                self.last_failure = (
+                    f"{what}: analysis did not finish within {timeout_s:g} s; it was stopped "
+                    "and the analysis process restarted"
+                )
+                raise WorkerFailed(self.last_failure) from None
+            except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+                code = await self._kill()
+                self.restarts += 1
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                self.last_failure = (
+                    f"{what}: the analysis process crashed ({how}); it was restarted. "
+                    "Please report this with the file"
+                )
+                raise WorkerFailed(self.last_failure) from None
+        status, payload = pickle.loads(body)
+        if status != "ok":
+            raise WorkerFailed(str(payload))
+        return payload
+
+    async def call(self, request: dict[str, Any], timeout_s: float | None = None) -> Any:
+        """Send one request; a cancelled caller does not desynchronise the pipe."""
+        self.requests += 1
+        task = asyncio.ensure_future(self._exchange(request, timeout_s or self.timeout_s))
+        return await asyncio.shield(task)
+
+    async def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 2)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
