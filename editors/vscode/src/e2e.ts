@@ -148,6 +148,15 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       }
     }
     if (sampleErrors.length > 0) report.sampleErrors = sampleErrors;
+    if (!hint) {
+      // Every hint any provider gave, to tell "no hint" from "a hint we did not recognise".
+      report.allHints = [];
+      for (const f of files) {
+        const d = await vscode.workspace.openTextDocument(f);
+        const all = (await vscode.commands.executeCommand<vscode.InlayHint[]>("vscode.executeInlayHintProvider", f, new vscode.Range(0, 0, d.lineCount, 0))) ?? [];
+        (report.allHints as string[]).push(...all.map((h) => `${vscode.workspace.asRelativePath(f)}:${h.position.line + 1}: ${hintLabel(h)}`));
+      }
+    }
     report.inlayHints = hint ? { file: vscode.workspace.asRelativePath(hint.file), labels: hint.labels } : [];
     checks.push({
       name: "inlay hint",
@@ -233,12 +242,16 @@ async function sampleWithPragma(
     return l;
   }, 20000);
   if (!again?.command) throw new Error("the code lens disappeared after the pragma was added");
-  await vscode.commands.executeCommand(SERVER_SAMPLE, ...(again.command.arguments ?? []));
+  const t0 = Date.now();
+  const result = await vscode.commands.executeCommand<Record<string, unknown> | undefined>(SERVER_SAMPLE, ...(again.command.arguments ?? []));
   report.sampled = `${vscode.workspace.asRelativePath(f)}:${callLine + 1}`;
+  report.sampleState = result?.state ?? null;
+  report.sampleMs = Date.now() - t0;
   const labels = await poll(async () => {
     const h = await inlayHints(doc);
     return h.length > 0 ? h : undefined;
-  }, 60000);
+  }, TIMEOUT_MS);
+  report.hintAfterSampleMs = Date.now() - t0 - (report.sampleMs as number);
   return labels ? { file: f, labels } : undefined;
 }
 

@@ -41,6 +41,8 @@ export class ServerManager implements vscode.Disposable {
   private readonly statusItem: vscode.StatusBarItem;
   private launchSettings: ExtensionSettings | undefined;
   private launchInterpreter: string | undefined;
+  /** The folder whose settings chose the server's command line. */
+  private launchFolder: vscode.WorkspaceFolder | undefined;
   private generation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -157,6 +159,7 @@ export class ServerManager implements vscode.Disposable {
     const cmd = serverCommand(settings.path, interp);
     this.launchSettings = settings;
     this.launchInterpreter = interp?.executable;
+    this.launchFolder = folder;
     if (!cmd) {
       this.setStatus("$(error) amorsize: no Python", "No Python interpreter found");
       const msg =
@@ -237,7 +240,8 @@ export class ServerManager implements vscode.Disposable {
         error: (_error, _message, count) => ({ action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
         closed: () => {
           this.onServerClosed(gen);
-          return { action: CloseAction.DoNotRestart, handled: true };
+          // We restart it ourselves, with backoff (the line after this one says when).
+          return { action: CloseAction.DoNotRestart, handled: true, message: "The amorsize server stopped." };
         },
       },
       middleware: {
@@ -332,8 +336,7 @@ export class ServerManager implements vscode.Disposable {
 
   private onConfigurationChanged(e: vscode.ConfigurationChangeEvent): void {
     if (!e.affectsConfiguration("amorsize")) return;
-    const folder = this.folderFor(vscode.window.activeTextEditor?.document.uri);
-    const now = this.settingsFor(folder);
+    const now = this.settingsFor(this.launchFolder ?? this.folderFor(undefined));
     if (this.launchSettings && launchChanged(this.launchSettings, now)) {
       void this.restart("amorsize.interpreter or amorsize.path changed");
     } else if (this.client) {
@@ -344,7 +347,7 @@ export class ServerManager implements vscode.Disposable {
   }
 
   private async onInterpreterMaybeChanged(reason: string): Promise<void> {
-    const folder = this.folderFor(vscode.window.activeTextEditor?.document.uri);
+    const folder = this.launchFolder ?? this.folderFor(undefined);
     const s = this.settingsFor(folder);
     const interp = await this.interpreterFor(folder, s);
     if (s.path.length === 0 && interp?.executable !== this.launchInterpreter) {
