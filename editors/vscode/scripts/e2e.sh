@@ -16,7 +16,8 @@
 # AMORSIZE_E2E_CACHE (Node 24 and code-server, reused; default ~/.cache/amorsize-e2e),
 # AMORSIZE_E2E_SCREENSHOT (default editors/vscode/e2e-artifacts/screenshot.png),
 # AMORSIZE_E2E_TIMEOUT (seconds to wait for the report; default 300), AMORSIZE_E2E_KEEP=1
-# (keep the throwaway folder).
+# (keep the throwaway folder), AMORSIZE_E2E_TRACE=messages|verbose (protocol trace in the
+# amorsize output log), AMORSIZE_E2E_LOG_LEVEL (the server's; default info).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -88,7 +89,8 @@ cat >"$USER_DATA/User/settings.json" <<JSON
   "files.autoSave": "off",
   "amorsize.interpreter": "$PYTHON",
   "amorsize.sampling.enabled": true,
-  "amorsize.logLevel": "info",
+  "amorsize.logLevel": "${AMORSIZE_E2E_LOG_LEVEL:-info}",
+  "amorsize.trace.server": "${AMORSIZE_E2E_TRACE:-off}",
   "editor.inlayHints.enabled": "on",
   "editor.minimap.enabled": false,
   "workbench.startupEditor": "none",

@@ -186,6 +186,25 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       });
     }
 
+    // 5. A settings change reaches the running server without a restart.
+    const present = amorsizeDiagnostics(uri).map(codeOf);
+    if (present.length === 0) {
+      checks.push({ name: "settings change", ok: false, detail: "no diagnostic left to ignore" });
+    } else {
+      const code = present[0];
+      const pidBefore = m.serverPid;
+      const cfg = vscode.workspace.getConfiguration("amorsize");
+      await cfg.update("lint.ignore", [code], vscode.ConfigurationTarget.Global);
+      const gone = await poll(() => (amorsizeDiagnostics(uri).some((d) => codeOf(d) === code) ? undefined : true), TIMEOUT_MS);
+      await cfg.update("lint.ignore", undefined, vscode.ConfigurationTarget.Global);
+      const back = await poll(() => (amorsizeDiagnostics(uri).some((d) => codeOf(d) === code) ? true : undefined), TIMEOUT_MS);
+      checks.push({
+        name: "settings change",
+        ok: gone === true && back === true && m.serverPid === pidBefore,
+        detail: `amorsize.lint.ignore=[${code}]: ${code} ${gone ? "gone" : "still shown"}; reset: ${back ? "back" : "missing"}; server pid ${pidBefore} -> ${m.serverPid} (no restart expected)`,
+      });
+    }
+
     // For the screenshot: the file with the hint (else the fixed one), its first finding in
     // view, no notifications, and the status bar refreshed.
     const shown = hint && hint.file.toString() !== uri.toString()
