@@ -7,14 +7,23 @@ and the server can convert positions without loading the parser.
 
 from __future__ import annotations
 
+#: The last few texts (by identity) and their line starts: rules and fixes ask again
+#: and again about the same source, once per call site, which made a big file quadratic.
+_recent: list[tuple[str, list[int]]] = []
+
 
 def line_starts(text: str) -> list[int]:
-    """Offset of the start of each line."""
+    """Offset of the start of each line (do not modify the list: it is shared)."""
+    for seen, starts in _recent:
+        if seen is text:
+            return starts
     starts = [0]
     pos = text.find("\n")
     while pos != -1:
         starts.append(pos + 1)
         pos = text.find("\n", pos + 1)
+    _recent.insert(0, (text, starts))
+    del _recent[4:]
     return starts
 
 

@@ -56,14 +56,16 @@ def incremental(old: Snapshot, new_text: str) -> Snapshot | None:
             new_text, list(old.issues), list(old.sites), [], old.blocks, old.tainted,
             "incremental", old.advice,
         )  # fmt: skip
-    index = next(
-        (i for i, b in enumerate(old.blocks) if b.first <= lo <= b.last and hi <= b.last), None
-    )
+    # A pure insertion between two statements may belong to the end of the first one.
+    candidates = [
+        i
+        for i, b in enumerate(old.blocks)
+        if (b.first <= lo <= b.last and hi <= b.last) or (hi < lo and b.last == lo - 1)
+    ]
+    index = next((i for i in candidates if not old.blocks[i].mode), None)
     if index is None:
         return None
     block = old.blocks[index]
-    if block.mode:
-        return None
     old_region = "\n".join(old_lines[block.first - 1 : block.last])
     new_region = "\n".join(new_lines[block.first - 1 : block.last + delta])
     for region in (old_region, new_region):
@@ -90,24 +92,28 @@ def incremental(old: Snapshot, new_text: str) -> Snapshot | None:
     return Snapshot(new_text, issues, sites, [], blocks, old.tainted, "incremental", old.advice)
 
 
-def syntax_error(text: str) -> SyntaxError | None:
-    """CPython's verdict on ``text`` (the in-process pre-screen): the error, or None."""
+def syntax_error(text: str) -> Issue | None:
+    """CPython's verdict on ``text`` as an E999 issue, or None when it parses.
+
+    The analysis worker runs this before libcst ever sees the text, so a file that
+    CPython rejects never reaches the native parser (where a crash or a hang could
+    hide) and a syntax error costs one ``ast.parse``.
+    """
     try:
         ast.parse(text)
     except SyntaxError as exc:
-        return exc
+        line = max(exc.lineno or 1, 1)
+        column = max((exc.offset or 1) - 1, 0)
+        span = Span(line, column, line, column + 1)
+        return Issue("E999", "syntax-error", f"syntax error: {exc.msg}", "error", span)
     except (ValueError, MemoryError, RecursionError):
-        return None  # let the worker decide and report it precisely
+        return None  # the analysis reports these precisely
     return None
 
 
-def carried(last_good: Snapshot | None, new_text: str, error: SyntaxError) -> Snapshot:
+def carried(last_good: Snapshot | None, new_text: str, error: Issue) -> Snapshot:
     """A syntax error mid-edit: the error, plus the last good results on unchanged lines."""
-    line = max(error.lineno or 1, 1)
-    column = max((error.offset or 1) - 1, 0)
-    message = f"syntax error: {error.msg}"
-    issue = Issue("E999", "syntax-error", message, "error", Span(line, column, line, column + 1))
-    snap = Snapshot(new_text, errors=[issue], how="carried")
+    snap = Snapshot(new_text, errors=[error], how="carried")
     if last_good is not None and last_good.ok:
         lo, hi, delta = changed_lines(split_lines(last_good.text), split_lines(new_text))
         snap.issues, snap.sites = carry(last_good, lo, hi, delta)

@@ -28,13 +28,21 @@ def hint_label(rec: dict[str, Any] | None) -> str | None:
         return None
     source = rec["source"]
     if not rec.get("use_pool", True):
-        return f"  ⟵ serial is faster ({_speedup(speedup)}, {source})"
+        best = best_pool(rec)
+        shown = f"{_speedup(best)}, " if best is not None else ""
+        return f"  ⟵ serial is faster ({shown}{source})"
     workers = rec.get("n_jobs")
     parts = [f"{workers} worker{'s' if workers != 1 else ''}"]
     if rec.get("executor_kind") in ("process_pool", "process_executor"):
         parts.append(f"chunksize={rec.get('chunksize')}")
     parts.append(f"{_speedup(speedup)} ({source})")
     return "  ⟵ " + " · ".join(parts)
+
+
+def best_pool(rec: dict[str, Any]) -> float | None:
+    """The best speedup a pool (more than one worker) reaches on the curve."""
+    pools = [float(s) for w, s in rec.get("curve") or [] if int(w) > 1]
+    return max(pools) if pools else None
 
 
 def bars(curve: list[list[float]] | list[tuple[int, float]], best: int | None = None) -> str:
@@ -120,7 +128,9 @@ def hover_markdown(
             f"→ {speedup} vs serial"
         )
     else:
-        lines.append(f"**Serial is faster** (a pool would run at {speedup})")
+        best = best_pool(rec)
+        at = f"at best {_speedup(best)}" if best is not None else "slower"
+        lines.append(f"**Serial is faster**: the best pool would run {at} vs serial")
     serial, parallel = rec.get("serial_time_s"), rec.get("parallel_time_s")
     if isinstance(serial, int | float) and isinstance(parallel, int | float):
         lines.append(f"\nPredicted time: serial {serial:.3g} s, in the pool {parallel:.3g} s.")

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,16 @@ from urllib.parse import urlparse
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from amorsize_lsp import __version__
 from amorsize_lsp.analysis.model import Span, TextEdit
 from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.config import ConfigError, find_config_file, load_config
-from amorsize_lsp.lsp import present
+from amorsize_lsp.lsp import present, wire
 from amorsize_lsp.lsp.daemon_link import DaemonLink, SampleCancelled
-from amorsize_lsp.lsp.incremental import carried, incremental, split_lines, syntax_error
+from amorsize_lsp.lsp.incremental import carried, incremental, split_lines
 from amorsize_lsp.lsp.settings import Settings, parse_settings, to_json
 from amorsize_lsp.lsp.snapshot import Issue, Site, Snapshot
 from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed
@@ -49,6 +51,34 @@ _SEVERITY = {
     "warning": t.DiagnosticSeverity.Warning,
     "information": t.DiagnosticSeverity.Information,
 }
+
+
+#: The JSON-RPC id of the request whose handler is being started (see AmorsizeProtocol).
+REQUEST_ID: ContextVar[Any] = ContextVar("amorsize_request_id", default=None)
+
+
+class AmorsizeProtocol(LanguageServerProtocol):
+    """Makes ``$/cancelRequest`` reach long commands.
+
+    pygls runs ``workspace/executeCommand`` handlers under a generator, so cancelling
+    the request only cancels the reply, and the command would run on (pygls#517). The
+    request id is put in a context variable while the handler task is created; a
+    command that can be cancelled registers its task under that id, and a
+    ``$/cancelRequest`` for the id cancels the task itself.
+    """
+
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        token = REQUEST_ID.set(msg_id)
+        try:
+            super()._handle_request(msg_id, method_name, params)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        super()._handle_cancel_notification(msg_id)
+        task = getattr(self._server, "running", {}).pop(msg_id, None)
+        if task is not None:
+            task.cancel()
 
 
 class RequestFailed(JsonRpcException):
@@ -81,6 +111,8 @@ class AmorsizeServer(LanguageServer):
             "amorsize-lsp",
             __version__,
             text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
+            converter_factory=wire.converter,
+            protocol_cls=AmorsizeProtocol,
             notebook_document_sync=t.NotebookDocumentSyncOptions(
                 notebook_selector=[
                     t.NotebookDocumentFilterWithCells(
@@ -99,6 +131,9 @@ class AmorsizeServer(LanguageServer):
         self._configs: dict[str, Any] = {}
         self._sampled_at: dict[str, float] = {}
         self.warming: asyncio.Future[None] | None = None
+        self._diag_cache: dict[Any, t.Diagnostic] = {}
+        #: Cancellable command tasks by request id.
+        self.running: dict[Any, asyncio.Task[Any]] = {}
 
     # ------------------------------------------------------------------ settings
 
@@ -184,11 +219,10 @@ class AmorsizeServer(LanguageServer):
         if base is not None and st.settings_key == key:
             snap = incremental(base, text)
         if snap is None:
-            error = syntax_error(text)
-            if error is not None:
-                snap = carried(st.last_good if st.settings_key == key else None, text, error)
-            else:
-                snap = await self._check(uri, text, cs)
+            snap = await self._check(uri, text, cs)
+            if snap.how == "syntax":
+                good = st.last_good if st.settings_key == key else None
+                snap = carried(good, text, snap.errors[0])
         if problem:
             snap.errors.append(Issue("E902", "configuration", problem, "error", Span(1, 0, 1, 0)))
         self._note_advice(snap)
@@ -280,7 +314,16 @@ class AmorsizeServer(LanguageServer):
     def diagnostics(self, snap: Snapshot) -> list[t.Diagnostic]:
         lines = snap_lines(snap)
         out = []
+        cache: dict[Any, t.Diagnostic] = {}
         for issue in [*snap.errors, *snap.issues]:
+            # An issue that only moved (or did not change) converts the same way when
+            # the text of its lines is the same: reuse the last conversion.
+            key = (issue, *(_line(lines, n) for n in _issue_lines(issue)))
+            hit = self._diag_cache.get(key)
+            if hit is not None:
+                cache[key] = hit
+                out.append(hit)
+                continue
             data: dict[str, Any] = {"code": issue.code}
             if issue.fix_edits:
                 data["fix"] = {
@@ -306,6 +349,8 @@ class AmorsizeServer(LanguageServer):
                     data=data,
                 )
             )
+            cache[key] = out[-1]
+        self._diag_cache = cache
         return out
 
     def publish(self, uri: str, snap: Snapshot, version: int | None) -> None:
@@ -349,6 +394,17 @@ class AmorsizeServer(LanguageServer):
             self.workspace_code_lens_refresh(None)
         if self.pull and ws.diagnostics and ws.diagnostics.refresh_support:
             self.workspace_diagnostic_refresh(None)
+
+
+def _line(lines: list[str], number: int) -> str | None:
+    return lines[number - 1] if 0 < number <= len(lines) else None
+
+
+def _issue_lines(issue: Issue) -> set[int]:
+    spans = [issue.span, *(e.span for e in issue.fix_edits)]
+    if issue.suppress is not None:
+        spans.append(issue.suppress.span)
+    return {n for s in spans for n in (s.line, s.end_line)}
 
 
 def snap_lines(snap: Snapshot) -> list[str]:
@@ -813,6 +869,10 @@ async def _sample(ls: AmorsizeServer, args: tuple[Any, ...]) -> dict[str, Any]:
             await asyncio.sleep(0.05)
 
     watcher = asyncio.ensure_future(watch_cancel())
+    request_id = REQUEST_ID.get()
+    task = asyncio.current_task()
+    if request_id is not None and task is not None:
+        ls.running[request_id] = task
     outcome = "failed"
     try:
         status = await ls.daemon.sample(
@@ -837,6 +897,7 @@ async def _sample(ls: AmorsizeServer, args: tuple[Any, ...]) -> dict[str, Any]:
     finally:
         cancelled.set()
         watcher.cancel()
+        ls.running.pop(request_id, None)
         if progress:
             ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=outcome))
     if status.get("state") == "done":

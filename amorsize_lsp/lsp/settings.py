@@ -85,6 +85,8 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
         if key not in flat or flat[key] is None:
             continue
         value = flat[key]
+        if kind is list and value == {}:  # Lua cannot tell an empty list from an empty map
+            value = []
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is bool:
             ok = isinstance(value, bool)

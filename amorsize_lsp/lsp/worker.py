@@ -136,12 +136,13 @@ def _severity(value: str) -> str:
     return {"error": "error", "warning": "warning"}.get(value, "information")
 
 
-def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | None) -> Snapshot:
+def build_snapshot(
+    text: str, path: str, settings: Any, advice: WorkerAdvice | None, *, tree: Any = None
+) -> Snapshot:
     """Check ``text`` and turn the result into a :class:`Snapshot` (runs in the child)."""
     from amorsize_lsp.advice import recommend_hook
     from amorsize_lsp.analysis.model import Span
     from amorsize_lsp.check import check_source
-    from amorsize_lsp.rules.noqa import suppression_edit
 
     if advice is not None:
         advice.used = "none"
@@ -149,6 +150,9 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
     result = check_source(text, path, replace(settings, complexity=True), recommend=hook)
     source = result.text if result.text is not None else text
     snap = Snapshot(text=source)
+    if result.ok and result.parsed:
+        snap.blocks, snap.tainted = layout(source, tree if source is text else None)
+    suppress = _Suppressions(source, snap.blocks)
     for err in result.errors:
         span = Span(err.line, err.column, err.line, err.column + 1)
         snap.errors.append(Issue("E999", "syntax-error", err.message, "error", span))
@@ -164,7 +168,7 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
                 fix_title=fix.message if fix and fix.edits else None,
                 fix_safe=bool(fix and fix.is_safe),
                 fix_edits=tuple(fix.edits) if fix else (),
-                suppress=suppression_edit(source, f.line, f.code),
+                suppress=suppress.edit(f.line, f.code),
             )
         )
     if result.analysis is not None:
@@ -173,10 +177,37 @@ def build_snapshot(text: str, path: str, settings: Any, advice: WorkerAdvice | N
             rec = advice.recommend(data) if advice is not None else None
             title, edits = _apply_recommended(source, site, rec)
             snap.sites.append(Site(site.span, data, rec, title, edits))
-    if result.ok and result.parsed:
-        snap.blocks, snap.tainted = layout(source)
     snap.advice = advice.used if advice is not None else "none"
     return snap
+
+
+class _Suppressions:
+    """``noqa.suppression_edit`` per finding, on the text of the finding's top-level
+    statement only: it tokenizes what it is given, and a whole 5,000-line file per
+    finding would cost seconds. A statement is complete, so its tokens are the same."""
+
+    def __init__(self, source: str, blocks: list[Block]) -> None:
+        self.source = source
+        self.blocks = blocks
+        self.lines: list[str] | None = None
+
+    def edit(self, line: int, code: str):
+        from amorsize_lsp.analysis.model import TextEdit
+        from amorsize_lsp.lsp.snapshot import shift_span
+        from amorsize_lsp.rules.noqa import suppression_edit
+
+        block = next((b for b in self.blocks if b.first <= line <= b.last), None)
+        if block is None:
+            return suppression_edit(self.source, line, code)
+        if self.lines is None:
+            from amorsize_lsp.lsp.incremental import split_lines
+
+            self.lines = split_lines(self.source)
+        text = "\n".join(self.lines[block.first - 1 : block.last]) + "\n"
+        edit = suppression_edit(text, line - block.first + 1, code)
+        if edit is None:
+            return None
+        return TextEdit(shift_span(edit.span, block.first - 1), edit.new_text)
 
 
 def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):
@@ -208,7 +239,7 @@ def _apply_recommended(source: str, site: Any, rec: dict[str, Any] | None):
     return f"Apply recommended: {', '.join(parts)}", edits
 
 
-def layout(source: str) -> tuple[list[Block], frozenset[str]]:
+def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     """Top-level statement blocks (each with the gap lines after it) and the tainted names.
 
     A block whose mode is "" was not read by the analysis at all; an edit inside it
@@ -220,7 +251,7 @@ def layout(source: str) -> tuple[list[Block], frozenset[str]]:
     from amorsize_lsp.analysis.statements import select, split_statements
     from amorsize_lsp.lsp.incremental import POOL_TEXT
 
-    groups = split_statements(source, ast.parse(source))
+    groups = split_statements(source, tree if tree is not None else ast.parse(source))
     select(groups)
     n_lines = source.count("\n") + 1
     blocks = []
@@ -246,9 +277,20 @@ def layout(source: str) -> tuple[list[Block], frozenset[str]]:
 def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
     op = request.get("op")
     if op == "check":
+        import ast
+
+        from amorsize_lsp.lsp.incremental import syntax_error
+
+        text = request["text"]
+        try:
+            tree: ast.Module | None = ast.parse(text)
+        except SyntaxError:  # never hand text CPython rejects to libcst
+            return Snapshot(text, errors=[syntax_error(text)], how="syntax")  # type: ignore[list-item]
+        except (ValueError, MemoryError, RecursionError):
+            tree = None  # the check reports these precisely
         advice.configure(request.get("advice") or {})
         use = advice if request.get("advice") is not None else None
-        return build_snapshot(request["text"], request["path"], request["settings"], use)
+        return build_snapshot(text, request["path"], request["settings"], use, tree=tree)
     if op == "fix":
         from amorsize_lsp.check import fix_source
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import start_daemon, stop_daemon
 from helpers import apply_edit, change_doc, command, diagnostics, open_doc
 from lsprotocol import types as t
@@ -23,14 +24,24 @@ if __name__ == "__main__":
         results = pool.map(score, range(4000), chunksize=1)
 """
 CALL_LINE = 13  # 1-based
+#: Items that take ~0.2 s each: a sample of it runs for seconds, long enough to cancel.
+SLOW = WORK.replace("range(3000)", "range(3_000_000)")
 
 
-def trust(client, **extra):
+async def trust(client, **extra):
+    """Trust the workspace and enable sampling; wait until the server has the settings."""
     settings = {"trusted": True, "sampling": {"enabled": True, "budgetSeconds": 1.0}, **extra}
     client.set_configuration(settings, section="amorsize")
     client.workspace_did_change_configuration(
         t.DidChangeConfigurationParams(settings={"amorsize": settings})
     )
+    budget = settings["sampling"]["budgetSeconds"]
+    for _ in range(200):
+        now = (await command(client, "amorsize.showStatus"))["settings"]
+        if now["trusted"] and now["sampling.budgetSeconds"] == budget:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the server did not take the new settings")
 
 
 async def hints(client, uri):
@@ -43,7 +54,7 @@ async def hints(client, uri):
 
 
 async def test_sample_then_hint_hover_and_apply_recommended(client, daemon):
-    trust(client)
+    await trust(client)
     uri = open_doc(client, client.root / "work.py", WORK)
     await diagnostics(client, uri, 1)
     assert not await hints(client, uri)  # nothing known yet: no hint
@@ -102,8 +113,8 @@ async def test_sample_then_hint_hover_and_apply_recommended(client, daemon):
 
 
 async def test_sampling_can_be_cancelled(client, daemon):
-    trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
-    uri = open_doc(client, client.root / "work.py", WORK)
+    await trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
+    uri = open_doc(client, client.root / "work.py", SLOW)
     await diagnostics(client, uri, 1)
     task = asyncio.ensure_future(
         command(client, "amorsize.sampleCallSite", {"uri": uri, "line": CALL_LINE})
@@ -118,7 +129,7 @@ async def test_sampling_can_be_cancelled(client, daemon):
     await asyncio.sleep(0.3)
     client.window_work_done_progress_cancel(t.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(task, 60)
-    assert result["state"] == "cancelled"
+    assert result["state"] == "cancelled", result
     end = client.progress_reports[token][-1]
     assert getattr(end, "kind", None) == "end" and end.message == "cancelled"
 
@@ -143,3 +154,36 @@ async def test_daemon_coming_up_is_picked_up_by_itself(client):
         assert back
     finally:
         stop_daemon(proc)
+
+
+async def test_cancel_request_stops_the_sampling_job(client, daemon):
+    await trust(client, sampling={"enabled": True, "budgetSeconds": 20.0})
+    uri = open_doc(client, client.root / "work.py", SLOW)
+    await diagnostics(client, uri, 1)
+    params = t.ExecuteCommandParams(
+        command="amorsize.sampleCallSite", arguments=[{"uri": uri, "line": CALL_LINE}]
+    )
+    task = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            t.WORKSPACE_EXECUTE_COMMAND, params, msg_id="sample-to-cancel"
+        )
+    )
+    for _ in range(200):
+        if client.progress_reports:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="sample-to-cancel"))
+    with pytest.raises(Exception, match=r"(?i)cancel"):
+        await asyncio.wait_for(task, 60)
+    from conftest import SOCKET
+
+    from amorsize_lsp.daemon.client import DaemonClient
+
+    for _ in range(100):  # the server cancels the daemon's job too
+        with DaemonClient(SOCKET) as c:
+            jobs = c.call("status")["jobs"]
+        if jobs.get("cancelled"):
+            break
+        await asyncio.sleep(0.1)
+    assert jobs.get("cancelled") == 1, jobs
