@@ -104,6 +104,10 @@ cat >"$USER_DATA/User/settings.json" <<JSON
 }
 JSON
 
+# A Python without amorsize_lsp, for the "module missing" check (a bare venv: no pip, no site).
+"$PYTHON" -m venv --without-pip "$WORK/bare-python" >/dev/null
+BARE_PYTHON="$WORK/bare-python/bin/python"
+
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 CS_PORT="$(free_port)"
 CDP_PORT="$(free_port)"
@@ -163,6 +167,7 @@ ls "$EXTENSIONS" | grep -q '^amorsize\.amorsize-' || die "the extension is not i
 # --- 2./3. code-server on the copy, with the report switch --------------------------------
 say "starting code-server on 127.0.0.1:$CS_PORT with $PROJECT"
 AMORSIZE_E2E_RUN="$RUN_ID" AMORSIZE_E2E_REPORT="$REPORT" AMORSIZE_E2E_FILE="thumbnails.py" \
+    AMORSIZE_E2E_BARE_PYTHON="$BARE_PYTHON" \
     AMORSIZE_E2E_SAMPLE='nightly_scoring.py|[{"a": i, "bb": i * 2} for i in range(1_000)]' \
     setsid "$CS" --bind-addr "127.0.0.1:$CS_PORT" --auth none --disable-telemetry --disable-update-check \
     --disable-workspace-trust --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" "$PROJECT" \

@@ -205,6 +205,27 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
       });
     }
 
+    // 6. Changing the interpreter restarts the server; one without amorsize_lsp is
+    // detected before any start (the user is offered Install / amorsize.path).
+    const bare = process.env.AMORSIZE_E2E_BARE_PYTHON;
+    if (bare) {
+      const cfg = vscode.workspace.getConfiguration("amorsize");
+      const original = cfg.inspect<string>("interpreter")?.globalValue;
+      const pidBefore = m.serverPid;
+      await cfg.update("interpreter", bare, vscode.ConfigurationTarget.Global);
+      const missing = await poll(() => (m.startProblem === "module missing" && m.serverPid === undefined ? true : undefined), TIMEOUT_MS);
+      await cfg.update("interpreter", original, vscode.ConfigurationTarget.Global);
+      const back = await poll(() => {
+        const p = m.serverPid;
+        return p !== undefined && m.client?.isRunning() && amorsizeDiagnostics(uri).length > 0 ? p : undefined;
+      }, TIMEOUT_MS);
+      checks.push({
+        name: "interpreter change",
+        ok: missing === true && back !== undefined && back !== pidBefore,
+        detail: `amorsize.interpreter=${bare}: ${missing ? "amorsize_lsp reported missing, no server" : `not detected (problem: ${m.startProblem ?? "none"})`}; restored: server ${pidBefore} -> ${back ?? "none"}`,
+      });
+    }
+
     // For the screenshot: the file with the hint (else the fixed one), its first finding in
     // view, no notifications, and the status bar refreshed.
     const shown = hint && hint.file.toString() !== uri.toString()
@@ -216,6 +237,14 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
     await vscode.commands.executeCommand("notifications.clearAll");
     await m.refreshStatus();
     report.status = m.lastStatus ?? null;
+    // 7. The status bar's numbers come from amorsize.showStatus: a daemon state, and the
+    // sample above counted as a measured call site.
+    const st = m.lastStatus;
+    checks.push({
+      name: "status bar",
+      ok: st !== undefined && st.daemon !== "unknown" && (st.measured ?? 0) >= (report.sampleState === "done" ? 1 : 0),
+      detail: st ? `daemon ${st.daemon}, measured ${st.measured ?? "?"}, open measured ${st.measuredOpen ?? "?"}` : "no status",
+    });
   } catch (err) {
     checks.push({ name: "exception", ok: false, detail: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   }

@@ -50,6 +50,8 @@ export class ServerManager implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly readyListeners: Array<(client: LanguageClient) => void> = [];
   lastStatus: StatusView | undefined;
+  /** Why the last start did not run a server, or undefined when it did. */
+  startProblem: "no python" | "module missing" | "import failed" | "crashed" | undefined;
 
   constructor(private readonly python: PythonEnvironments) {
     this.output = vscode.window.createOutputChannel("amorsize");
@@ -160,7 +162,9 @@ export class ServerManager implements vscode.Disposable {
     this.launchSettings = settings;
     this.launchInterpreter = interp?.executable;
     this.launchFolder = folder;
+    this.startProblem = undefined;
     if (!cmd) {
+      this.startProblem = "no python";
       this.setStatus("$(error) amorsize: no Python", "No Python interpreter found");
       const msg =
         "amorsize: no Python interpreter found (amorsize.interpreter is empty, the Python extension gave none, and python3 is not on PATH). Set amorsize.interpreter or amorsize.path.";
@@ -172,11 +176,13 @@ export class ServerManager implements vscode.Disposable {
       this.log(`Interpreter: ${interp.executable} (from ${interp.source}).`);
       const probe = await probeModule(interp.executable);
       if (probe.kind === "missing") {
+        this.startProblem = "module missing";
         this.setStatus("$(error) amorsize: not installed", `amorsize_lsp is not installed in ${interp.executable}`);
         void this.offerInstall(interp);
         return;
       }
       if (probe.kind === "broken") {
+        this.startProblem = "import failed";
         this.setStatus("$(error) amorsize: cannot start", probe.detail);
         const msg = `amorsize: cannot import amorsize_lsp with ${interp.executable} (from ${interp.source}):\n${probe.detail}`;
         this.log(msg);
@@ -287,6 +293,7 @@ export class ServerManager implements vscode.Disposable {
         });
       }, decision.delayMs);
     } else {
+      this.startProblem = "crashed";
       this.setStatus("$(error) amorsize: stopped", "The language server crashed repeatedly; see the output");
       const msg = crashMessage(decision.recent, DEFAULT_CRASH_POLICY.windowMs, this.tail.last(8));
       void vscode.window.showErrorMessage(msg, "Show Output", "Restart Server").then((choice) => {
