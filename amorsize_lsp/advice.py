@@ -84,6 +84,7 @@ class StoreAdvice:
 
     def refresh(self) -> None:
         """Forget cached answers: the store changed (a sample finished)."""
+        self._failed_at = None  # the store may exist now: retry opening it at once
         if self._advisor is not None:
             self._advisor.profile_added()
 

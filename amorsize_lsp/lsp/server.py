@@ -368,9 +368,11 @@ class AmorsizeServer(LanguageServer):
         if doc is None:
             return None
         st = self.state(uri)
-        if st.snapshot is not None and st.version == doc.version:
+        # A re-analysis under way (new settings) supersedes the snapshot of this version.
+        fresh = st.pending is None or st.pending.done()
+        if st.snapshot is not None and st.version == doc.version and fresh:
             return st.snapshot
-        if st.pending is None or st.pending.done():
+        if fresh:
             self.schedule(uri, immediate=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(st.ready.wait(), timeout_s)

@@ -46,7 +46,7 @@ from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
 CODE = "AMZ100"
 NAME = "tune-parallel-map"
-SEVERITY = Severity.WARNING
+SEVERITY = Severity.INFO
 FIX = Applicability.SAFE
 SUMMARY = "the call's worker count is predicted at least 10% slower than the recommendation"
 NEEDS: frozenset[Need] = frozenset({Need.RECOMMENDATION})

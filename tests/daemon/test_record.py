@@ -57,7 +57,8 @@ def run(method):
 
 if __name__ == "__main__":
     print("PYTHONPATH", os.environ.get("PYTHONPATH"))
-    print("path", [p for p in sys.path if "amorsize" in p])
+    # The recorder's hook folder (an editable install may add its own finder entry).
+    print("path", [p for p in sys.path if "record" in p and "hook" in p])
     print("env", sorted(k for k in os.environ if k.startswith("AMORSIZE_RECORD")))
     print("main module", sys.modules["__main__"].__file__)
     ran = getattr(__builtins__, "USER_SITE_RAN", None)
