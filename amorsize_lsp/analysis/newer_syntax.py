@@ -258,14 +258,23 @@ def mask_newer_syntax(source: str, error: BaseException, path: str) -> Masked:
 
 
 def ast_depth(nodes: list[ast.stmt], limit: int) -> int:
-    """Depth of the deepest node under ``nodes``, counting stops past ``limit``."""
-    deepest = 0
-    stack: list[tuple[ast.AST, int]] = [(n, 1) for n in nodes]
-    while stack:
-        node, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                return deepest
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return deepest
+    """Depth of the deepest node under ``nodes``, counting stops past ``limit``.
+
+    Level by level (no per-node tuples): it runs on every large statement.
+    """
+    depth = 0
+    level: list[ast.AST] = list(nodes)
+    while level:
+        depth += 1
+        if depth > limit:
+            return depth
+        below: list[ast.AST] = []
+        for node in level:
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    below.append(value)
+                elif isinstance(value, list):
+                    below.extend(v for v in value if isinstance(v, ast.AST))
+        level = below
+    return depth

@@ -55,6 +55,8 @@ class Statement:
     mode: Literal["full", "stub", ""] = ""
     module: cst.Module | None = None
     stubs: list[Stub] = field(default_factory=list)
+    #: Bases of its classes that set a pool factory (computed once, on demand).
+    factory_bases: frozenset[str] | None = None
 
 
 def parse_statement(text: str) -> cst.Module:
@@ -142,8 +144,17 @@ def _needs_body(h: Statement, word: str, user: Statement) -> bool:
     return False
 
 
-def _base_names(g: Statement) -> set[str]:
-    """Bases of the classes in ``g`` that set a pool factory as a class attribute."""
+def _base_names(g: Statement) -> frozenset[str]:
+    """Bases of the classes in ``g`` that set a pool factory as a class attribute.
+
+    Asked once per (statement, name) pair by the selection, so it is kept on ``g``.
+    """
+    if g.factory_bases is None:
+        g.factory_bases = frozenset(_factory_bases(g))
+    return g.factory_bases
+
+
+def _factory_bases(g: Statement) -> set[str]:
     names: set[str] = set()
     for node in g.nodes:
         for sub in ast.walk(node):
