@@ -16,7 +16,11 @@ _EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
 def _speedup(x: Any) -> str:
-    return f"~{float(x):.1f}×"
+    """``~1.8×``; small ratios keep two decimals (``~0.04×``), never a bare ``~0.0×``."""
+    value = float(x)
+    if value >= 0.1:
+        return f"~{value:.1f}×"
+    return f"~{value:.2f}×" if value >= 0.01 else "<0.01×"
 
 
 def hint_label(rec: dict[str, Any] | None) -> str | None:

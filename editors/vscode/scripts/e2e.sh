@@ -166,7 +166,7 @@ ls "$EXTENSIONS" | grep -q '^amorsize\.amorsize-' || die "the extension is not i
 
 # --- 2./3. code-server on the copy, with the report switch --------------------------------
 say "starting code-server on 127.0.0.1:$CS_PORT with $PROJECT"
-AMORSIZE_E2E_RUN="$RUN_ID" AMORSIZE_E2E_REPORT="$REPORT" AMORSIZE_E2E_FILE="thumbnails.py" \
+AMORSIZE_E2E_RUN="$RUN_ID" AMORSIZE_E2E_REPORT="$REPORT" AMORSIZE_E2E_FILE="word_count.py" \
     AMORSIZE_E2E_BARE_PYTHON="$BARE_PYTHON" \
     AMORSIZE_E2E_SAMPLE='nightly_scoring.py|[{"a": i, "bb": i * 2} for i in range(1_000)]' \
     setsid "$CS" --bind-addr "127.0.0.1:$CS_PORT" --auth none --disable-telemetry --disable-update-check \

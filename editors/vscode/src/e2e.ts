@@ -62,7 +62,7 @@ export async function runE2E(m: ServerManager, reportPath: string): Promise<void
   try {
     const folder = vscode.workspace.workspaceFolders?.[0];
     if (!folder) throw new Error("no workspace folder is open");
-    const rel = process.env.AMORSIZE_E2E_FILE ?? "thumbnails.py";
+    const rel = process.env.AMORSIZE_E2E_FILE ?? "word_count.py";
     const uri = vscode.Uri.joinPath(folder.uri, rel);
     const doc = await vscode.workspace.openTextDocument(uri);
     const editor = await vscode.window.showTextDocument(doc, { preview: false });

@@ -103,9 +103,15 @@ const PROBE = [
  * offering `pip install` is right; anything else (the file is not a Python, the package
  * is broken) is reported with its stderr.
  */
-export function probeModule(python: string, timeoutMs = 15000, env?: NodeJS.ProcessEnv): Promise<ProbeResult> {
+export function probeModule(
+  python: string,
+  timeoutMs = 15000,
+  env?: NodeJS.ProcessEnv,
+  cwd?: string,
+): Promise<ProbeResult> {
+  // Probe from the folder the server will run in: `python -m` imports from there too.
   return new Promise((resolve) => {
-    execFile(python, ["-c", PROBE], { timeout: timeoutMs, env: env ?? process.env }, (error, stdout, stderr) => {
+    execFile(python, ["-c", PROBE], { timeout: timeoutMs, env: env ?? process.env, cwd }, (error, stdout, stderr) => {
       const out = String(stdout).trim();
       if (!error && out === "missing") {
         resolve({ kind: "missing", detail: `No module named 'amorsize_lsp' in ${python}` });

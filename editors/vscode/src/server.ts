@@ -174,7 +174,7 @@ export class ServerManager implements vscode.Disposable {
     }
     if (cmd.via === "interpreter" && interp) {
       this.log(`Interpreter: ${interp.executable} (from ${interp.source}).`);
-      const probe = await probeModule(interp.executable);
+      const probe = await probeModule(interp.executable, undefined, undefined, folder?.uri.fsPath ?? os.homedir());
       if (probe.kind === "missing") {
         this.startProblem = "module missing";
         this.setStatus("$(error) amorsize: not installed", `amorsize_lsp is not installed in ${interp.executable}`);
