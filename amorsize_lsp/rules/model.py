@@ -14,7 +14,6 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from amorsize_lsp.analysis.model import CallSite, Span, TextEdit
-from amorsize_lsp.engine.workload import MEASURED, RECORDED, SHARED
 
 if TYPE_CHECKING:
     from amorsize_lsp.engine.workload import Recommendation
@@ -33,8 +32,10 @@ class Severity(str, Enum):
 DEFAULT_MIN_ITEMS = 50
 
 
-#: Recommendation sources that rest on a measurement of the function (not a prediction).
-MEASURED_SOURCES = frozenset({MEASURED, RECORDED, SHARED})
+#: Recommendation sources that rest on a measurement of the function (not a prediction):
+#: ``engine.workload``'s MEASURED, RECORDED and SHARED, spelled out so that importing the
+#: rules does not load the engine (a test keeps them equal).
+MEASURED_SOURCES = frozenset({"measured", "recorded", "shared"})
 
 
 class Need(str, Enum):

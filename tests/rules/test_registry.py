@@ -70,3 +70,11 @@ def test_catalogue_is_open_but_codes_are_unique():
         register(existing)
     with pytest.raises(ValueError, match="already registered"):
         register(Rule("AMZ199", existing.name, "", "", existing.severity, None, existing.check))
+
+
+def test_measured_sources_are_the_engines():
+    from amorsize_lsp.engine import workload
+    from amorsize_lsp.rules.model import MEASURED_SOURCES
+
+    assert {workload.MEASURED, workload.RECORDED, workload.SHARED} == MEASURED_SOURCES
+    assert set(workload.SOURCES) >= MEASURED_SOURCES
