@@ -31,6 +31,7 @@ from .model import (
     apply_edits,
 )
 from .positions import node_spans
+from .pyast import parse_python
 from .scopes import is_main_test
 
 __all__ = [
@@ -261,7 +262,7 @@ def wrap_in_main_guard(source: str, statement_index: int) -> TextEdit | None:
     contents of multi-line strings are left as they were.
     """
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)  # the analysis's tree of this text, when it has one
         module = cst.parse_module(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
         return None

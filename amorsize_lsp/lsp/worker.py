@@ -132,10 +132,6 @@ class WorkerAdvice:
             self._store.refresh()
 
 
-def _severity(value: str) -> str:
-    return {"error": "error", "warning": "warning"}.get(value, "information")
-
-
 def build_snapshot(
     text: str, path: str, settings: Any, advice: WorkerAdvice | None, *, tree: Any = None
 ) -> Snapshot:
@@ -165,7 +161,7 @@ def build_snapshot(
                 code=f.code,
                 name=f.name,
                 message=f.message,
-                severity=_severity(f.severity.value),
+                severity=f.severity.value,
                 span=f.span,
                 fix_title=fix.message if fix and fix.edits else None,
                 fix_safe=bool(fix and fix.is_safe),
@@ -250,11 +246,10 @@ def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     that keeps its bound names and brings in no pool text and no new use of those
     names cannot change any result (see ``incremental``).
     """
-    import ast
-
+    from amorsize_lsp.analysis.pyast import parse_python
     from amorsize_lsp.analysis.statements import select, split_statements
 
-    groups = split_statements(source, tree if tree is not None else ast.parse(source))
+    groups = split_statements(source, tree if tree is not None else parse_python(source))
     select(groups)
     n_lines = source.count("\n") + 1
     blocks = []
@@ -270,10 +265,13 @@ def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
     if op == "check":
         import ast
 
+        from amorsize_lsp.analysis.pyast import parse_python
+
         text = request["text"]
         rejected = False
         try:
-            tree: ast.Module | None = ast.parse(text)
+            # The same tree the check's planner uses (kept by text): parsed once.
+            tree: ast.Module | None = parse_python(text)
         except SyntaxError:
             # The analysis decides: newer syntax than this Python is analysed (libcst sees
             # only bounded statements), a real error comes back as E999.
