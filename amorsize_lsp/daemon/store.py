@@ -57,6 +57,25 @@ _PROFILE_KWARGS = frozenset(
 )
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Set WAL mode, retrying while another process holds the file's lock.
+
+    Switching needs an exclusive lock. When two processes that both read the new
+    file ask for it at once, SQLite returns "database is locked" at once instead
+    of waiting (waiting would deadlock), so the busy timeout does not cover it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.002
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class StoreError(Exception):
     """The store cannot be used; the message is one precise line."""
 
@@ -275,7 +294,7 @@ class Store:
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if str(mode).lower() != "wal":
                 raise _Corrupt(f"cannot switch to WAL mode (journal mode is {mode})")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")

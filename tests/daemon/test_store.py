@@ -10,13 +10,20 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from data_helpers import callsites_of, loop_function, profile
 
-from amorsize_lsp.daemon.store import SCHEMA_VERSION, Store, StoreError, default_db_path
+from amorsize_lsp.daemon.store import (
+    SCHEMA_VERSION,
+    Store,
+    StoreError,
+    _switch_to_wal,
+    default_db_path,
+)
 from amorsize_lsp.engine.system import SystemProfile
 
 #: A child that writes profiles as fast as it can and prints each id once add_profile returns.
@@ -390,3 +397,29 @@ def test_processes_racing_to_create_the_store_all_succeed(tmp_path: Path) -> Non
         assert store.counts()["profiles"] == n
         assert store.quarantined is None
     assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_connections_switching_a_new_file_to_wal_at_once_all_succeed(tmp_path: Path) -> None:
+    """SQLite answers a lock-upgrade deadlock with "database is locked" at once,
+    without the busy timeout; two processes creating the store hit it (seen in CI)."""
+    failures: list[Exception] = []
+    for trial in range(60):
+        path = tmp_path / f"wal{trial}.db"
+        barrier = threading.Barrier(6)
+
+        def switch(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
+            barrier.wait()
+            try:
+                assert _switch_to_wal(conn) == "wal"
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=switch) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
