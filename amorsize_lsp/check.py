@@ -17,7 +17,7 @@ from amorsize_lsp.analysis.driver import analyze_source, decode_source, may_cont
 from amorsize_lsp.analysis.model import AnalysisError, CallSite, ModuleAnalysis, apply_edits
 from amorsize_lsp.rules.model import DEFAULT_MIN_ITEMS, Finding, Need, RuleContext
 from amorsize_lsp.rules.noqa import filter_suppressed
-from amorsize_lsp.rules.registry import check_module, needs_of
+from amorsize_lsp.rules.registry import all_rules, check_module, needs_of
 
 __all__ = [
     "CheckError",
@@ -147,17 +147,54 @@ def _run(
     )
     result.analysis = analysis
     result.parsed = True
-    ctx = RuleContext(
+    findings = check_module(
+        analysis, _context(text, result.path, settings, recommend), settings.codes
+    )
+    result.findings, result.suppressed = filter_suppressed(findings, text)
+
+
+def site_rule_codes(codes: frozenset[str] | None) -> list[str]:
+    """The selected rules that read a call site's complexity or advice (see ``Need``)."""
+    per_site = {Need.COMPLEXITY, Need.RECOMMENDATION}
+    rules = all_rules() if codes is None else [r for r in all_rules() if r.code in codes]
+    return [r.code for r in rules if r.needs & per_site]
+
+
+def recheck_callsites(
+    text: str,
+    path: str,
+    settings: CheckSettings,
+    callsites: Sequence[CallSite],
+    *,
+    recommend: RecommendHook | None = None,
+) -> tuple[list[Finding], list[Finding]]:
+    """(kept, suppressed) findings of the per-site rules for ``callsites`` of ``text``.
+
+    For an editor edit that changed only what these sites map (their complexity, and
+    so their advice): the other rules' findings cannot have changed. The sites'
+    spans must be those of ``text``.
+    """
+    codes = site_rule_codes(settings.codes)
+    if not codes or not callsites:
+        return [], []
+    ctx = _context(text, path, settings, recommend)
+    findings = check_module(ModuleAnalysis(path=path, callsites=list(callsites)), ctx, codes)
+    return filter_suppressed(findings, text)
+
+
+def _context(
+    text: str, path: str, settings: CheckSettings, recommend: RecommendHook | None
+) -> RuleContext:
+    needs = needs_of(settings.codes)
+    return RuleContext(
         source=text,
-        path=result.path,
+        path=path,
         target_cores=settings.target_cores,
         target_cores_origin=settings.target_cores_origin,
         min_items=settings.min_items,
         gil_enabled=_gil_enabled(settings),
         recommend=recommend if Need.RECOMMENDATION in needs else None,  # type: ignore[arg-type]
     )
-    findings = check_module(analysis, ctx, settings.codes)
-    result.findings, result.suppressed = filter_suppressed(findings, text)
 
 
 def _gil_enabled(settings: CheckSettings) -> bool:

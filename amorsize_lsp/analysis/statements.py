@@ -144,6 +144,17 @@ def _needs_body(h: Statement, word: str, user: Statement) -> bool:
     return False
 
 
+def stays_a_stub(nodes: list[ast.stmt]) -> bool:
+    """Whether a def or class statement bound as a stub would still be one with these
+    nodes: a class's role depends on its users' text, a def's on whether it passes a
+    parameter through (see :func:`_needs_body`)."""
+    return all(
+        isinstance(n, ast.ClassDef)
+        or (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not _passes_a_parameter(n))
+        for n in nodes
+    )
+
+
 def _base_names(g: Statement) -> frozenset[str]:
     """Bases of the classes in ``g`` that set a pool factory as a class attribute.
 

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,9 @@ from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.config import ConfigError, find_config_file, load_config
 from amorsize_lsp.lsp import present, wire
 from amorsize_lsp.lsp.daemon_link import DaemonLink, SampleCancelled
-from amorsize_lsp.lsp.incremental import carried, incremental, split_lines
+from amorsize_lsp.lsp.incremental import apply_patch, carried, incremental, split_lines
 from amorsize_lsp.lsp.settings import Settings, parse_settings, to_json
-from amorsize_lsp.lsp.snapshot import Issue, Site, Snapshot
+from amorsize_lsp.lsp.snapshot import Issue, Patch, Site, Snapshot
 from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed
 
 log = logging.getLogger("amorsize.lsp")
@@ -124,6 +125,8 @@ class AmorsizeServer(LanguageServer):
             ),
         )
         self.worker = AnalysisWorker()
+        #: Snapshots made, by how ("full", "partial", "incremental", ...): for the status.
+        self.analyses: Counter[str] = Counter()
         self.daemon = DaemonLink()
         self.docs: dict[str, DocState] = {}
         self.base_settings = Settings()
@@ -218,13 +221,16 @@ class AmorsizeServer(LanguageServer):
         key = (cs, settings.lint_select, settings.lint_ignore)
         snap: Snapshot | None = None
         base = st.snapshot if st.snapshot is not None and st.snapshot.ok else st.last_good
-        if base is not None and st.settings_key == key:
+        if base is not None and st.settings_key != key:
+            base = None
+        if base is not None:
             snap = incremental(base, text)
         if snap is None:
-            snap = await self._check(uri, text, cs)
+            snap = await self._check(uri, text, cs, base)
             if snap.how == "syntax":
                 good = st.last_good if st.settings_key == key else None
                 snap = carried(good, text, snap.errors[0])
+        self.analyses[snap.how] += 1
         if problem:
             snap.errors.append(Issue("E902", "configuration", problem, "error", Span(1, 0, 1, 0)))
         self._note_advice(snap)
@@ -242,7 +248,11 @@ class AmorsizeServer(LanguageServer):
             self.publish(uri, snap, version)
         return snap
 
-    async def _check(self, uri: str, text: str, cs: CheckSettings) -> Snapshot:
+    async def _check(
+        self, uri: str, text: str, cs: CheckSettings, base: Snapshot | None = None
+    ) -> Snapshot:
+        """The worker's analysis of ``text``: a full snapshot, or a patch to ``base``
+        (an edit inside a function that call sites map; see ``recheck``)."""
         advice = {
             "daemon": True,
             "socket": self.daemon.socket_path,
@@ -257,8 +267,17 @@ class AmorsizeServer(LanguageServer):
             "settings": cs,
             "advice": advice,
         }
+        if base is not None:
+            request["previous"] = base.text
         try:
-            return await self.worker.call(request)
+            answer = await self.worker.call(request)
+            if isinstance(answer, Patch):
+                snap = apply_patch(base, text, answer) if base is not None else None
+                if snap is not None:
+                    return snap
+                request.pop("previous")  # cannot happen; the full check still answers
+                answer = await self.worker.call(request)
+            return answer
         except WorkerFailed as exc:
             log.error("%s", exc)
             issue = Issue("E999", "analysis-failed", str(exc), "error", Span(1, 0, 1, 0))
@@ -949,5 +968,6 @@ async def _status(ls: AmorsizeServer) -> dict[str, Any]:
             "requests": ls.worker.requests,
             "last_failure": ls.worker.last_failure,
         },
+        "analyses": dict(ls.analyses),
         "settings": to_json(ls.base_settings),
     }

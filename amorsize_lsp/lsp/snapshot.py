@@ -74,6 +74,24 @@ class Snapshot:
         return not self.errors
 
 
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """How the worker's partial re-check changed the snapshot of the text the server
+    sent as ``previous`` (see ``recheck``): a few kilobytes instead of the snapshot.
+
+    The edit replaced lines inside block ``index`` and changed the line count by
+    ``delta``; the issues of rules ``codes`` at ``spans`` (new positions) give way
+    to ``issues``, and the sites at those spans to ``sites``.
+    """
+
+    index: int
+    delta: int
+    codes: frozenset[str]
+    spans: frozenset[Span]
+    issues: tuple[Issue, ...]
+    sites: tuple[Site, ...]
+
+
 def shift_span(span: Span, delta: int) -> Span:
     return Span(span.line + delta, span.column, span.end_line + delta, span.end_column)
 

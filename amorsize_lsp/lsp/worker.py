@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from amorsize_lsp.lsp.snapshot import Block, Issue, Site, Snapshot
+from amorsize_lsp.lsp.snapshot import Block, Issue, Patch, Site, Snapshot
 
 log = logging.getLogger("amorsize.lsp")
 
@@ -136,13 +136,17 @@ def build_snapshot(
     text: str, path: str, settings: Any, advice: WorkerAdvice | None, *, tree: Any = None
 ) -> Snapshot:
     """Check ``text`` and turn the result into a :class:`Snapshot` (runs in the child)."""
-    from amorsize_lsp.advice import recommend_hook
+    return _check(text, path, settings, advice, tree=tree)[0]
+
+
+def _check(
+    text: str, path: str, settings: Any, advice: WorkerAdvice | None, *, tree: Any = None
+) -> tuple[Snapshot, Any]:
+    """The snapshot, and the ``CheckResult`` it came from."""
     from amorsize_lsp.analysis.model import Span
     from amorsize_lsp.check import check_source
 
-    if advice is not None:
-        advice.used = "none"
-    hook = recommend_hook(advice.recommend) if advice is not None else None
+    hook = _hook(advice)
     result = check_source(text, path, replace(settings, complexity=True), recommend=hook)
     source = result.text if result.text is not None else text
     snap = Snapshot(text=source)
@@ -154,30 +158,45 @@ def build_snapshot(
     for err in result.errors:
         span = Span(err.line, err.column, err.line, err.column + 1)
         snap.errors.append(Issue("E999", "syntax-error", err.message, "error", span))
-    for f in result.findings:
-        fix = f.fix
-        snap.issues.append(
-            Issue(
-                code=f.code,
-                name=f.name,
-                message=f.message,
-                severity=f.severity.value,
-                span=f.span,
-                fix_title=fix.message if fix and fix.edits else None,
-                fix_safe=bool(fix and fix.is_safe),
-                fix_edits=tuple(fix.edits) if fix else (),
-                suppress=suppress.edit(f.line, f.code),
-            )
-        )
+    snap.issues = [issue_of(f, suppress) for f in result.findings]
     if result.analysis is not None:
-        for site in result.analysis.callsites:
-            data = site.to_json()
-            found = hook(site) if hook is not None else None  # asked once per site
-            rec = found.to_dict() if found is not None else None
-            title, edits = _apply_recommended(source, site, rec)
-            snap.sites.append(Site(site.span, data, rec, title, edits))
+        snap.sites = [site_of(source, site, hook) for site in result.analysis.callsites]
     snap.advice = advice.used if advice is not None else "none"
-    return snap
+    return snap, result
+
+
+def _hook(advice: WorkerAdvice | None) -> Any:
+    """The check's recommend hook over ``advice`` (None without advice)."""
+    from amorsize_lsp.advice import recommend_hook
+
+    if advice is None:
+        return None
+    advice.used = "none"
+    return recommend_hook(advice.recommend)
+
+
+def issue_of(f: Any, suppress: _Suppressions) -> Issue:
+    """A finding as the server keeps it: its fix and its suppression edit included."""
+    fix = f.fix
+    return Issue(
+        code=f.code,
+        name=f.name,
+        message=f.message,
+        severity=f.severity.value,
+        span=f.span,
+        fix_title=fix.message if fix and fix.edits else None,
+        fix_safe=bool(fix and fix.is_safe),
+        fix_edits=tuple(fix.edits) if fix else (),
+        suppress=suppress.edit(f.line, f.code),
+    )
+
+
+def site_of(source: str, site: Any, hook: Any) -> Site:
+    """A call site with its advice (asked once per site) and "Apply recommended" edits."""
+    found = hook(site) if hook is not None else None
+    rec = found.to_dict() if found is not None else None
+    title, edits = _apply_recommended(source, site, rec)
+    return Site(site.span, site.to_json(), rec, title, edits)
 
 
 class _Suppressions:
@@ -260,30 +279,86 @@ def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     return blocks, frozenset().union(*read)
 
 
-def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
+#: Documents whose last analysis the worker keeps for partial re-checks.
+MAX_REMEMBERED = 32
+
+
+class _Memory:
+    """The last analysis of each document (by path), with the request it answered."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, path: str, key: Any) -> Any:
+        found = self.docs.get(path)
+        return found[1] if found is not None and found[0] == key else None
+
+    def keep(self, path: str, key: Any, checked: Any) -> None:
+        self.docs.pop(path, None)
+        self.docs[path] = (key, checked)
+        while len(self.docs) > MAX_REMEMBERED:
+            self.docs.pop(next(iter(self.docs)))
+
+
+def _check_request(
+    request: dict[str, Any], advice: WorkerAdvice, memory: _Memory
+) -> Snapshot | Patch:
+    """A full check; or, when the server sends the text its last snapshot was of
+    (``previous``) and the edit since allows it, a :class:`Patch` to that snapshot."""
+    import ast
+
+    from amorsize_lsp.analysis.pyast import parse_python
+
+    text, path, settings = request["text"], request["path"], request["settings"]
+    advice.configure(request.get("advice") or {})
+    use = advice if request.get("advice") is not None else None
+    key = (settings, request.get("advice"))
+    last, previous = memory.get(path, key), request.get("previous")
+    if last is not None and previous is not None:
+        from amorsize_lsp.lsp.recheck import recheck
+
+        try:
+            if last.snapshot.text != previous:
+                # The server moved its snapshot on by itself (edits the analysis never
+                # reads): catch up, so the patch is relative to the server's snapshot.
+                step = recheck(last, previous, None, ("",))
+                last = step[0] if step is not None else None
+            step = recheck(last, text, _hook(use)) if last is not None else None
+        except Exception:  # the full check below still answers
+            log.exception("%s: partial re-check failed; checking the whole file", path)
+            step = None
+        if step is not None:
+            memory.keep(path, key, step[0])
+            return step[1]
+    rejected = False
+    try:
+        # The same tree the check's planner uses (kept by text): parsed once.
+        tree: ast.Module | None = parse_python(text)
+    except SyntaxError:
+        # The analysis decides: newer syntax than this Python is analysed (libcst sees
+        # only bounded statements), a real error comes back as E999.
+        tree, rejected = None, True
+    except (ValueError, MemoryError, RecursionError):
+        tree = None  # the check reports these precisely
+    snap, result = _check(text, path, settings, use, tree=tree)
+    if rejected and snap.errors:
+        snap.how = "syntax"  # the server keeps the last good results around it
+    if snap.ok and snap.blocks and result.analysis is not None:
+        from amorsize_lsp.analysis.bytecode.code_index import module_index
+        from amorsize_lsp.lsp.recheck import Checked
+
+        sites = result.analysis.callsites
+        imports = dict(module_index(snap.text).imports) if sites else {}
+        memory.keep(path, key, Checked(path, settings, snap, sites, imports))
+    else:
+        memory.docs.pop(path, None)
+    return snap
+
+
+def _handle(request: dict[str, Any], advice: WorkerAdvice, memory: _Memory) -> Any:
     op = request.get("op")
     if op == "check":
-        import ast
-
-        from amorsize_lsp.analysis.pyast import parse_python
-
-        text = request["text"]
-        rejected = False
-        try:
-            # The same tree the check's planner uses (kept by text): parsed once.
-            tree: ast.Module | None = parse_python(text)
-        except SyntaxError:
-            # The analysis decides: newer syntax than this Python is analysed (libcst sees
-            # only bounded statements), a real error comes back as E999.
-            tree, rejected = None, True
-        except (ValueError, MemoryError, RecursionError):
-            tree = None  # the check reports these precisely
-        advice.configure(request.get("advice") or {})
-        use = advice if request.get("advice") is not None else None
-        snap = build_snapshot(text, request["path"], request["settings"], use, tree=tree)
-        if rejected and snap.errors:
-            snap.how = "syntax"  # the server keeps the last good results around it
-        return snap
+        return _check_request(request, advice, memory)
     if op == "fix":
         from amorsize_lsp.check import fix_source
 
@@ -291,6 +366,7 @@ def _handle(request: dict[str, Any], advice: WorkerAdvice) -> Any:
         return outcome.text, dict(outcome.fixed)
     if op == "refresh":
         advice.refresh()
+        memory.docs.clear()  # advice changed: no partial re-check reuses old advice
         return True
     if op == "ping":
         return os.getpid()
@@ -330,13 +406,14 @@ def child_main() -> int:
 
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
     advice = WorkerAdvice()
+    memory = _Memory()
     _warm_up()
     while True:
         request = _read_frame(inp)
         if request is None:
             return 0
         try:
-            reply: tuple[str, Any] = ("ok", _handle(request, advice))
+            reply: tuple[str, Any] = ("ok", _handle(request, advice, memory))
         except MemoryError:
             reply = ("error", "the analysis ran out of memory (over 2 GiB)")
         except Exception as exc:

@@ -43,6 +43,11 @@ class Need(str, Enum):
 
     Declared by each rule module as ``NEEDS`` (like Fixit's metadata dependencies), so
     no client has to know which rule reads what.
+
+    A rule that declares either need judges each call site on its own (from the site
+    and its own complexity or advice, never from other sites or the rest of the
+    module), so a client may re-run it for the sites whose mapped function changed
+    (``check.recheck_callsites``); ``tests/rules/test_site_rules.py`` holds them to it.
     """
 
     #: ``CallSite.complexity``: the mapped function's bytecode metrics (costs a compile).

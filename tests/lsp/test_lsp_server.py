@@ -233,3 +233,32 @@ async def test_edit_in_unrelated_function_is_not_reanalysed(client):
     change_doc(client, uri, moved, 3)
     (shifted,) = await diagnostics(client, uri, 3)
     assert shifted.range.start.line == first.range.start.line + 1
+
+
+async def test_edit_in_a_mapped_function_is_rechecked_in_part(client):
+    """The worker re-measures the edited function and sends a patch; what the editor
+    gets equals a fresh analysis of the same text."""
+    uri = open_doc(client, client.root / "a.py", POOL_SOURCE)
+    (first,) = await diagnostics(client, uri, 1)
+    assert first.code == "AMZ001"
+    before = (await command(client, "amorsize.showStatus"))["analyses"].get("partial", 0)
+    # Blocking I/O in the mapped function: IPC per item no longer matters, AMZ001 goes.
+    slow = POOL_SOURCE.replace(
+        "def score(x):\n    return x * x\n",
+        "def score(x):\n    time.sleep(0.01)\n\n    return x * x\n",
+    ).replace("from concurrent", "import time\nfrom concurrent")
+    change_doc(client, uri, slow, 2)
+    assert await diagnostics(client, uri, 2) == []  # a new import statement: a full check
+    back = slow.replace("    time.sleep(0.01)\n\n", "    x += 1\n")
+    change_doc(client, uri, back, 3)
+    rechecked = await diagnostics(client, uri, 3)
+    change_doc(client, uri, slow.replace("time.sleep(0.01)", "time.sleep(0.02)"), 4)
+    slept = await diagnostics(client, uri, 4)
+    status = await command(client, "amorsize.showStatus")
+    assert status["analyses"].get("partial", 0) >= before + 2
+    fresh_uri = open_doc(client, client.root / "b.py", back)
+    fresh = await diagnostics(client, fresh_uri, 1)
+    assert [(d.code, d.range, d.message) for d in rechecked] == [
+        (d.code, d.range, d.message) for d in fresh
+    ]
+    assert [d.code for d in rechecked] == ["AMZ001"] and slept == []

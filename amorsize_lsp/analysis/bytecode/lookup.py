@@ -105,15 +105,24 @@ _NO_BYTECODE = {
 }
 
 
-def complexity_for(ref: FunctionRef, source: str, search_path: Sequence[str] = ()) -> Complexity:
-    """Complexity of a call site's mapped callable, whatever kind of reference it is."""
+def complexity_for(
+    ref: FunctionRef,
+    source: str,
+    search_path: Sequence[str] = (),
+    module_imports: Mapping[str, str] | None = None,
+) -> Complexity:
+    """Complexity of a call site's mapped callable, whatever kind of reference it is.
+
+    ``module_imports`` stands in for the module's imports when ``source`` is only
+    the statement that defines the callable (an editor re-measuring one function).
+    """
     kind = ref.kind
     if kind in _NO_BYTECODE:
         return Complexity.unresolved(f"{_NO_BYTECODE[kind]} ({ref.text!r})")
     if kind is FunctionKind.PARTIAL:
         if ref.wrapped is None:
             return Complexity.unresolved(f"the callable wrapped by {ref.text!r} is unknown")
-        return complexity_for(ref.wrapped, source, search_path)
+        return complexity_for(ref.wrapped, source, search_path, module_imports)
     if kind is FunctionKind.LAMBDA:
         return _lambda_complexity(ref, source)
     qualname = ref.qualname or (ref.text if ref.text.isidentifier() else None)
@@ -128,7 +137,9 @@ def complexity_for(ref: FunctionRef, source: str, search_path: Sequence[str] = (
         if index.error is not None:
             return Complexity.unresolved(index.error)
         return _imported(qualname, search_path, 1)
-    return function_complexity(source, qualname, search_path=search_path)
+    return function_complexity(
+        source, qualname, search_path=search_path, module_imports=module_imports
+    )
 
 
 def _lambda_complexity(ref: FunctionRef, source: str) -> Complexity:
