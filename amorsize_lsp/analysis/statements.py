@@ -24,9 +24,10 @@ import ast
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import libcst as cst
+if TYPE_CHECKING:
+    import libcst as cst
 
 from .model import POOL_ONLY_CALL
 from .pool_names import STAR_EXPORTS
@@ -65,7 +66,9 @@ def parse_statement(text: str) -> cst.Module:
     if module is not None:
         _cache.move_to_end(text)
         return module
-    module = cst.parse_module(text)
+    import libcst  # here: the language server splits statements without loading libcst
+
+    module = libcst.parse_module(text)
     _cache[text] = module
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

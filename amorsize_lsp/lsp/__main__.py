@@ -37,9 +37,14 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="amorsize-lsp %(levelname)s %(name)s: %(message)s",
     )
+    # The analysis worker starts first: it loads the analysis while this process loads
+    # pygls and lsprotocol (most of a cold start), so the first file waits for neither.
+    from amorsize_lsp.lsp.worker import spawn
+
+    worker = spawn()
     from amorsize_lsp.lsp.server import create_server
 
-    server = create_server()
+    server = create_server(worker)
     if args.tcp:
         if not 0 < args.port < 65536:
             print(f"amorsize-lsp: --port {args.port} is not a TCP port (1-65535)", file=sys.stderr)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -470,8 +471,11 @@ def _overlaps(a: t.Range, b: t.Range) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
-def create_server() -> AmorsizeServer:
+def create_server(worker: subprocess.Popen[bytes] | None = None) -> AmorsizeServer:
+    """The server; ``worker`` is an analysis worker already started (``worker.spawn``)."""
     server = AmorsizeServer()
+    if worker is not None:
+        server.worker = AnalysisWorker(started=worker)
 
     @server.feature(t.INITIALIZE)
     def initialize(ls: AmorsizeServer, params: t.InitializeParams) -> None:

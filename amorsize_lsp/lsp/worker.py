@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import time
 import traceback
@@ -426,13 +427,66 @@ def child_main() -> int:
 # ---------------------------------------------------------------------------- parent
 
 
+_READ_LIMIT = 1 << 20
+
+
+def spawn_command(python: str | None = None) -> list[str]:
+    """The worker's command line."""
+    return [python or sys.executable, "-m", "amorsize_lsp.lsp.worker"]
+
+
+def spawn() -> subprocess.Popen[bytes]:
+    """Start the worker before the server has loaded: both import at once, on two
+    cores, and the first file's analysis does not wait for the server's start-up."""
+    return subprocess.Popen(spawn_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+class _Adopted:
+    """A child started with ``subprocess`` driven like an asyncio subprocess (the
+    parts :class:`AnalysisWorker` uses)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], reader: Any, writer: Any) -> None:
+        self.popen, self.stdout, self.stdin = popen, reader, writer
+        self.pid = popen.pid
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> _Adopted:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_LIMIT)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, popen.stdin
+        )
+        return cls(popen, reader, asyncio.StreamWriter(transport, protocol, None, loop))
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    async def wait(self) -> int:
+        if self.popen.poll() is None:
+            await asyncio.get_running_loop().run_in_executor(None, self.popen.wait)
+        return self.popen.returncode
+
+
 class AnalysisWorker:
     """The server's handle on the child: one request at a time, time limit, restarts."""
 
-    def __init__(self, *, timeout_s: float = 20.0, python: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 20.0,
+        python: str | None = None,
+        started: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
         self.python = python or sys.executable
-        self._proc: asyncio.subprocess.Process | None = None
+        #: A child spawned before the server loaded (see ``spawn``): adopted first.
+        self._started = started
+        self._proc: Any = None
         self._lock = asyncio.Lock()
         self.restarts = 0
         #: Requests sent (the incremental path sends none).
@@ -443,15 +497,17 @@ class AnalysisWorker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    async def _ensure(self) -> asyncio.subprocess.Process:
+    async def _ensure(self) -> Any:
         if self._proc is None or self._proc.returncode is not None:
+            started, self._started = self._started, None
+            if started is not None and started.poll() is None:
+                self._proc = await _Adopted.adopt(started)
+                return self._proc
             self._proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "amorsize_lsp.lsp.worker",
+                *spawn_command(self.python),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
-                limit=1 << 20,
+                limit=_READ_LIMIT,
             )
         return self._proc
 
@@ -512,6 +568,11 @@ class AnalysisWorker:
         return await asyncio.shield(task)
 
     async def close(self) -> None:
+        if self._started is not None:
+            self._started.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._started.wait(2)
+            self._started = None
         proc, self._proc = self._proc, None
         if proc is None:
             return

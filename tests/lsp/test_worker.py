@@ -6,7 +6,7 @@ import pytest
 from lsp_helpers import POOL_SOURCE
 
 from amorsize_lsp.check import CheckSettings
-from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed
+from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed, spawn
 
 
 async def test_a_native_crash_is_reported_and_the_worker_restarts():
@@ -71,3 +71,24 @@ async def test_newer_syntax_is_analysed_not_reported_as_an_error():
         assert broken.how == "syntax" and [e.code for e in broken.errors] == ["E999"]
     finally:
         await worker.close()
+
+
+async def test_a_worker_started_before_the_server_is_adopted_and_replaced_when_it_dies():
+    started = spawn()
+    worker = AnalysisWorker(timeout_s=30, started=started)
+    try:
+        assert await worker.call({"op": "ping"}) == started.pid
+        with pytest.raises(WorkerFailed, match=r"crashed"):
+            await worker.call({"op": "crash", "path": "/p/bad.py"})
+        assert started.poll() is not None  # the adopted child is gone and reaped
+        replacement = await worker.call({"op": "ping"})
+        assert replacement != started.pid and worker.restarts == 1
+    finally:
+        await worker.close()
+
+
+async def test_closing_before_adopting_stops_the_early_worker():
+    started = spawn()
+    worker = AnalysisWorker(timeout_s=30, started=started)
+    await worker.close()
+    assert started.poll() is not None
