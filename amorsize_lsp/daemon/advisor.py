@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amorsize_lsp.analysis.model import EXECUTOR_KINDS, PROCESS_POOL
+from amorsize_lsp.analysis.stdlib_defaults import default_chunksize, default_workers
 from amorsize_lsp.daemon import features, sharing
 from amorsize_lsp.daemon.knn import (
     CONFIDENCE_THRESHOLD,
@@ -69,6 +70,32 @@ class Found:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _literal(text: Any) -> int | None:
+    """A positive integer literal written at the call (``"4"``), else None."""
+    if isinstance(text, str) and text.strip().isdigit():
+        value = int(text.strip())
+        return value if value > 0 else None
+    return None
+
+
+def _call_config(
+    callsite: dict[str, Any], kind: str, n_items: int | None, cores: int
+) -> tuple[int, int] | None:
+    """(workers, chunksize) the call runs with here, or None when either is an
+    expression that only running the code would tell."""
+    text = callsite.get("workers")
+    workers = default_workers(kind, cores) if text is None else _literal(text)
+    if workers is None:
+        return None
+    text = callsite.get("chunksize")
+    method = callsite.get("method") if isinstance(callsite.get("method"), str) else "map"
+    if text is None:
+        chunksize = default_chunksize(method, kind, n_items, workers)
+    else:
+        chunksize = _literal(text)
+    return (workers, chunksize) if chunksize is not None else None
 
 
 def validate_callsite(callsite: Any) -> dict[str, Any]:
@@ -203,6 +230,13 @@ class Advisor:
             kind,
             None if code_hash else (callsite.get("path"), callsite.get("function")),
             vec,
+            # The call as written: its start method and the configuration it is judged in.
+            tuple(
+                v if isinstance(v, str) else None
+                for v in (
+                    callsite.get(k) for k in ("start_method", "method", "workers", "chunksize")
+                )
+            ),
         )
         with self._lock:
             self._refresh()
@@ -231,7 +265,17 @@ class Advisor:
         elif prof.n_items is not None:
             reasons.append(f"item count {prof.n_items}, from the profile (unknown at the call)")
         prof.source = "estimated" if found.source == PREDICTED else "measured"
-        rec = cost.recommend(prof, self.system, kind)
+        method = callsite.get("start_method")
+        method = method if isinstance(method, str) and method else None
+        rec = cost.recommend(prof, self.system, kind, start_method=method)
+        config = _call_config(callsite, kind, prof.n_items, self.system.usable_cores)
+        if config is not None:
+            workers, chunksize = config
+            now = cost.predict(
+                prof, self.system, kind, workers, chunksize, start_method=rec.start_method
+            )
+            if now.total_s > 0:
+                rec.current = (workers, chunksize, round(rec.serial_time_s / now.total_s, 4))
         rec.source = found.source
         if found.source == PREDICTED:
             rec.confidence = round(min(rec.confidence, found.confidence), 3)

@@ -107,6 +107,9 @@ class Recommendation:
     confidence: float = 0.5
     reasons: list[str] = field(default_factory=list)
     start_method: str | None = None
+    #: (workers, chunksize, predicted speedup) of the call as written, when whoever
+    #: made the recommendation knew the call (the daemon does; AMZ100 compares).
+    current: tuple[int, int, float] | None = None
     #: The rebuilt iterable when sampling consumed part of an iterator (library API).
     #: Never serialised.
     data: Any = None
@@ -121,6 +124,8 @@ class Recommendation:
         d = dict(d)
         d.pop("data", None)
         d["curve"] = [(int(w), float(s)) for w, s in d.get("curve", [])]
+        current = d.get("current")
+        d["current"] = (int(current[0]), int(current[1]), float(current[2])) if current else None
         return _from_dict(cls, d)
 
 

@@ -3,10 +3,10 @@ current configuration as the cost model sees it."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from amorsize_lsp.analysis.model import CallSite, ModuleAnalysis
+from amorsize_lsp.analysis.stdlib_defaults import default_chunksize, default_workers
 
 from .model import RuleContext
 
@@ -51,9 +51,7 @@ def current_workers(site: CallSite, ctx: RuleContext) -> int:
     ctor = site.constructor
     if ctor is not None and ctor.workers_value:
         return ctor.workers_value
-    if site.kind == "thread_executor":
-        return min(32, ctx.target_cores + 4)
-    return ctx.target_cores
+    return default_workers(site.kind, ctx.target_cores)
 
 
 def current_chunksize(site: CallSite, workers: int) -> int | None:
@@ -62,13 +60,7 @@ def current_chunksize(site: CallSite, workers: int) -> int | None:
         return site.chunksize_value
     if site.chunksize is not None:
         return None  # given, but not a literal
-    if site.method in ("map", "starmap", "map_async", "starmap_async") and site.kind in (
-        "process_pool",
-        "thread_pool",
-    ):
-        # multiprocessing computes ceil(n / (4 * workers)) when it knows the length.
-        return max(1, math.ceil(site.length / (4 * workers))) if site.length else None
-    return 1
+    return default_chunksize(site.method, site.kind, site.length, workers)
 
 
 def speedup_at(rec: Recommendation, workers: int) -> float | None:

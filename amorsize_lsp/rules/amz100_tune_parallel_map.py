@@ -1,6 +1,6 @@
 """## What it does
-Flags a pool-map call whose worker count is predicted at least 10% slower than the
-recommendation for this workload on this machine. It needs advice: a measured,
+Flags a pool-map call whose worker count or chunksize is predicted at least 10%
+slower than the recommendation for this workload on this machine. It needs advice: a measured,
 recorded or shared profile, or a confident prediction (the editor's daemon, or the
 store that `amorsize-lint` reads); without one it reports nothing.
 
@@ -41,14 +41,16 @@ from collections.abc import Iterator
 from amorsize_lsp.analysis.model import CallSite, ModuleAnalysis
 
 from ._advice import advised, current_chunksize, current_workers, speedup_at
-from ._text import callee
+from ._text import callee, plural
 from .model import Applicability, Finding, Fix, Need, RuleContext, Severity
 
 CODE = "AMZ100"
 NAME = "tune-parallel-map"
 SEVERITY = Severity.INFO
 FIX = Applicability.SAFE
-SUMMARY = "the call's worker count is predicted at least 10% slower than the recommendation"
+SUMMARY = (
+    "the call's worker count or chunksize is predicted at least 10% slower than the recommendation"
+)
 NEEDS: frozenset[Need] = frozenset({Need.RECOMMENDATION})
 
 #: Report when the recommendation is predicted at least this much faster.
@@ -59,14 +61,14 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
     for site, rec in advised(analysis, ctx, use_pool=True):
         workers = current_workers(site, ctx)
         chunksize = current_chunksize(site, workers)
-        now = speedup_at(rec, workers)
+        now = _speedup_now(rec, workers, chunksize)
         if now is None or now <= 0 or rec.expected_speedup / now < MIN_GAIN:
             continue
         gain = rec.expected_speedup / now
         chunk = f"chunksize={chunksize}" if chunksize is not None else "its chunksize"
         message = (
-            f"`{callee(ctx.source, site.span)}` with {workers} workers and {chunk} is predicted "
-            f"{gain:.1f}× slower than the recommended {rec.n_jobs} workers, "
+            f"`{callee(ctx.source, site.span)}` with {plural(workers, 'worker')} and {chunk} is "
+            f"predicted {gain:.1f}× slower than the recommended {plural(rec.n_jobs, 'worker')}, "
             f"chunksize={rec.chunksize} (~{rec.expected_speedup:.1f}× serial, {rec.source})"
         )
         yield Finding(
@@ -78,6 +80,15 @@ def check(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Finding]:
             severity=SEVERITY,
             fix=_fix(ctx, site, rec.n_jobs, rec.chunksize, workers, chunksize),
         )
+
+
+def _speedup_now(rec, workers: int, chunksize: int | None) -> float | None:
+    """The predicted speedup of the call as written: the advice's prediction for this
+    very configuration when it has one, else the best any chunksize reaches with this
+    many workers (so a bad chunksize alone is reported only with the former)."""
+    if rec.current is not None and rec.current[:2] == (workers, chunksize):
+        return rec.current[2]
+    return speedup_at(rec, workers)
 
 
 def _fix(

@@ -304,3 +304,45 @@ def test_a_function_without_bytecode_matches_by_path_and_name(
     assert rec is not None and rec["source"] == "measured"
     assert math.isclose(rec["serial_time_s"], builtin["length"] * 3e-4)
     assert adv.recommend(dict(builtin, path="/elsewhere.py")) is None
+
+
+@pytest.mark.parametrize(
+    ("workers", "chunksize", "expected"),
+    [
+        (None, None, ("cores", "ceil")),  # Pool() and map's own chunking
+        ("3", "7", (3, 7)),
+        ("n", None, None),  # only running the code tells
+        ("2", "size", None),
+    ],
+)
+def test_the_call_as_written_is_predicted_too(
+    store: Store, system: SystemProfile, workers, chunksize, expected
+) -> None:
+    """AMZ100 compares the call's own configuration with the best one: the advisor
+    predicts it with the same cost model, under the call's start method."""
+    from amorsize_lsp.engine import cost
+
+    target = {**site("mine", 2, length=5000), "workers": workers, "chunksize": chunksize}
+    store.add_profile(callsite=target, profile=profile(2e-5), source="sample", machine=ME)
+    rec = Advisor(store, system).recommend(target)
+    assert rec is not None
+    if expected is None:
+        assert rec["current"] is None
+        return
+    w = system.usable_cores if expected[0] == "cores" else expected[0]
+    c = math.ceil(5000 / (4 * w)) if expected[1] == "ceil" else expected[1]
+    prof = profile(2e-5, n_items=5000)
+    prof.source = "measured"
+    now = cost.predict(prof, system, "process_pool", w, c, start_method=rec["start_method"])
+    assert rec["current"][:2] == [w, c]
+    assert math.isclose(rec["current"][2], rec["serial_time_s"] / now.total_s, rel_tol=1e-3)
+
+
+def test_the_calls_start_method_is_the_one_assumed(store: Store, system: SystemProfile) -> None:
+    assert system.start_method != "spawn"
+    target = {**site("mine", 2, length=5000), "start_method": "spawn"}
+    store.add_profile(callsite=target, profile=profile(2e-5), source="sample", machine=ME)
+    rec = Advisor(store, system).recommend(target)
+    assert rec is not None and rec["start_method"] == "spawn"
+    other = Advisor(store, system).recommend({**target, "start_method": None})
+    assert other is not None and other["start_method"] == system.start_method

@@ -51,7 +51,7 @@ def test_too_few_workers_for_a_cpu_bound_map_is_reported_with_both_configuration
     assert rec.use_pool and rec.n_jobs > 1
     (f,) = run_rules(code(1, 1), ["AMZ100"], recommend=hook)
     assert f.code == "AMZ100"
-    assert "1 workers and chunksize=1" in f.message
+    assert "1 worker and chunksize=1" in f.message
     assert f"recommended {rec.n_jobs} workers, chunksize={rec.chunksize}" in f.message
     assert "measured" in f.message
     assert f.fix is not None and f.fix.is_safe
@@ -75,6 +75,43 @@ def test_only_trusted_advice_is_reported(source, confidence, reported):
     hook = advice(1e-3, source=source, confidence=confidence)
     findings = run_rules(code(1, 1), ["AMZ100"], recommend=hook)
     assert bool(findings) is reported
+
+
+def with_current(mean_s: float, workers: int, chunk: int):
+    """Advice that also predicts the call as written, as the daemon's advisor does."""
+    from amorsize_lsp.engine.cost import predict
+
+    rec = advice(mean_s)(None)
+    system = SystemProfile.synthetic(usable=4)
+    profile = WorkloadProfile(
+        n_items=20000, mean_s=mean_s, p50_s=mean_s, p95_s=mean_s * 1.1, max_s=mean_s * 1.3,
+        cv=0.05, arg_bytes=20.0, result_bytes=20.0, sample_size=64, source="measured",
+    )  # fmt: skip
+    now = predict(profile, system, "process_pool", workers, chunk)
+    rec.current = (workers, chunk, rec.serial_time_s / now.total_s)
+    return lambda site: rec
+
+
+def test_the_recommended_worker_count_with_a_bad_chunksize_is_reported():
+    """Light items with chunksize=1: one IPC round trip each, although the worker count
+    is the recommended one. The curve (best chunksize per worker count) cannot see it;
+    the advice's prediction of the call as written does."""
+    rec = advice(2e-5)(None)
+    assert rec.use_pool and rec.chunksize > 1
+    source = code(rec.n_jobs, 1)
+    assert run_rules(source, ["AMZ100"], recommend=lambda site: rec) == []
+    hook = with_current(2e-5, rec.n_jobs, 1)
+    (f,) = run_rules(source, ["AMZ100"], recommend=hook)
+    assert f"{rec.n_jobs} workers and chunksize=1" in f.message
+    fixed = apply_fix(source, f)
+    assert f"chunksize={rec.chunksize}" in fixed and f"Pool({rec.n_jobs})" in fixed
+
+
+def test_a_prediction_for_another_configuration_is_not_used():
+    """The advice judged a different call (other literals): fall back to the curve."""
+    rec = advice(2e-5)(None)
+    hook = with_current(2e-5, rec.n_jobs, 2)
+    assert run_rules(code(rec.n_jobs, 1), ["AMZ100"], recommend=hook) == []
 
 
 def test_no_advice_no_finding():
