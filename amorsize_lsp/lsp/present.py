@@ -135,6 +135,13 @@ def hover_markdown(
         best = best_pool(rec)
         at = f"at best {_speedup(best)}" if best is not None else "slower"
         lines.append(f"**Serial is faster**: the best pool would run {at} vs serial")
+    current = rec.get("current")
+    if isinstance(current, list | tuple) and len(current) == 3:
+        workers, chunk, now = current
+        lines.append(
+            f"\nAs written ({workers} worker{'s' if workers != 1 else ''}, "
+            f"chunksize={chunk}): {_speedup(now)} vs serial."
+        )
     serial, parallel = rec.get("serial_time_s"), rec.get("parallel_time_s")
     if isinstance(serial, int | float) and isinstance(parallel, int | float):
         lines.append(f"\nPredicted time: serial {serial:.3g} s, in the pool {parallel:.3g} s.")

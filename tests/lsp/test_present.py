@@ -64,3 +64,10 @@ def test_lens_title():
 
     title = present.lens_title(rec(1e-3), time.time() - 180)
     assert title.startswith("Measured 3 min ago: ") and "workers" in title
+
+
+def test_hover_gives_the_call_as_written_beside_the_recommendation():
+    r = {**rec(1e-3), "current": [1, 1, 0.97]}
+    text = present.hover_markdown(r, {"method": "map", "function": "score"})
+    assert "As written (1 worker, chunksize=1): ~1.0× vs serial." in text
+    assert "As written" not in present.hover_markdown(rec(1e-3), {"method": "map"})
