@@ -333,14 +333,19 @@ class AmorsizeServer(LanguageServer):
     def text_edit(self, snap: Snapshot, edit: TextEdit, lines: list[str]) -> t.TextEdit:
         return t.TextEdit(range=self.range_of(snap, edit.span, lines), new_text=edit.new_text)
 
-    def diagnostics(self, snap: Snapshot) -> list[t.Diagnostic]:
+    def _related_support(self) -> bool:
+        doc = self.client_capabilities.text_document
+        publish = doc.publish_diagnostics if doc is not None else None
+        return bool(publish and publish.related_information)
+
+    def diagnostics(self, snap: Snapshot, uri: str) -> list[t.Diagnostic]:
         lines = snap_lines(snap)
         out = []
         cache: dict[Any, t.Diagnostic] = {}
         for issue in [*snap.errors, *snap.issues]:
             # An issue that only moved (or did not change) converts the same way when
             # the text of its lines is the same: reuse the last conversion.
-            key = (issue, *(_line(lines, n) for n in _issue_lines(issue)))
+            key = (uri, issue, *(_line(lines, n) for n in _issue_lines(issue)))
             hit = self._diag_cache.get(key)
             if hit is not None:
                 cache[key] = hit
@@ -356,6 +361,14 @@ class AmorsizeServer(LanguageServer):
             if issue.suppress is not None:
                 data["suppress"] = edit_json(self.text_edit(snap, issue.suppress, lines))
             is_rule = issue.code.startswith("AMZ")
+            related = None
+            if issue.related and self._related_support():
+                related = [
+                    t.DiagnosticRelatedInformation(
+                        t.Location(uri, self.range_of(snap, span, lines)), text
+                    )
+                    for span, text in issue.related
+                ]
             out.append(
                 t.Diagnostic(
                     range=self.range_of(snap, issue.span, lines),
@@ -369,6 +382,7 @@ class AmorsizeServer(LanguageServer):
                     else None,
                     source=SOURCE,
                     data=data,
+                    related_information=related,
                 )
             )
             cache[key] = out[-1]
@@ -379,7 +393,9 @@ class AmorsizeServer(LanguageServer):
         st = self.state(uri)
         st.published = version
         self.text_document_publish_diagnostics(
-            t.PublishDiagnosticsParams(uri=uri, diagnostics=self.diagnostics(snap), version=version)
+            t.PublishDiagnosticsParams(
+                uri=uri, diagnostics=self.diagnostics(snap, uri), version=version
+            )
         )
 
     async def current(self, uri: str, timeout_s: float = 30.0) -> Snapshot | None:
@@ -425,7 +441,7 @@ def _line(lines: list[str], number: int) -> str | None:
 
 
 def _issue_lines(issue: Issue) -> set[int]:
-    spans = [issue.span, *(e.span for e in issue.fix_edits)]
+    spans = [issue.span, *(e.span for e in issue.fix_edits), *(s for s, _ in issue.related)]
     if issue.suppress is not None:
         spans.append(issue.suppress.span)
     return {n for s in spans for n in (s.line, s.end_line)}
@@ -559,7 +575,7 @@ def create_server(worker: subprocess.Popen[bytes] | None = None) -> AmorsizeServ
         ls: AmorsizeServer, params: t.DocumentDiagnosticParams
     ) -> t.DocumentDiagnosticReport:
         snap = await ls.current(params.text_document.uri)
-        items = ls.diagnostics(snap) if snap is not None else []
+        items = ls.diagnostics(snap, params.text_document.uri) if snap is not None else []
         return t.RelatedFullDocumentDiagnosticReport(items=items)
 
     @server.feature(

@@ -29,6 +29,8 @@ class Issue:
     fix_safe: bool = False
     fix_edits: tuple[TextEdit, ...] = ()
     suppress: TextEdit | None = None
+    #: Other places the finding is about (the pool a call creates), with a message.
+    related: tuple[tuple[Span, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ def shift_issue(issue: Issue, delta: int) -> Issue:
         span=shift_span(issue.span, delta),
         fix_edits=tuple(_shift_edit(e, delta) for e in issue.fix_edits),
         suppress=_shift_edit(issue.suppress, delta) if issue.suppress else None,
+        related=tuple((shift_span(span, delta), text) for span, text in issue.related),
     )
 
 
@@ -137,6 +140,7 @@ def carry(old: Snapshot, lo: int, hi: int, delta: int) -> tuple[list[Issue], lis
     issues: list[Issue] = []
     for issue in old.issues:
         extra = (issue.suppress,) if issue.suppress else ()
+        extra += tuple(TextEdit(span, "") for span, _ in issue.related)
         first, last = _lines(issue.span, (*issue.fix_edits, *extra))
         if last < lo:
             issues.append(issue)

@@ -189,6 +189,7 @@ def issue_of(f: Any, suppress: _Suppressions) -> Issue:
         fix_safe=bool(fix and fix.is_safe),
         fix_edits=tuple(fix.edits) if fix else (),
         suppress=suppress.edit(f.line, f.code),
+        related=tuple((r.span, r.message) for r in f.related),
     )
 
 

@@ -115,7 +115,7 @@ def _through_calls(analysis: ModuleAnalysis, ctx: RuleContext) -> Iterator[Findi
         pool = friendly_executor(ctor.executor)
         message = (
             f"`{shorten(text_at(ctx.source, call.span))}` runs at import without {_GUARD} and "
-            f"creates a {pool} (line {ctor.span.line}, via {chain}); {_CONSEQUENCE}; "
+            f"creates a {pool} (via {chain}); {_CONSEQUENCE}; "
             "call it under a main guard"
         )
         yield Finding(

@@ -262,3 +262,38 @@ async def test_edit_in_a_mapped_function_is_rechecked_in_part(client):
         (d.code, d.range, d.message) for d in fresh
     ]
     assert [d.code for d in rechecked] == ["AMZ001"] and slept == []
+
+
+CALLS_AT_IMPORT = """from concurrent.futures import ProcessPoolExecutor
+
+
+def helper(v):
+    return v
+
+
+def run(items):
+    with ProcessPoolExecutor(2) as ex:
+        return list(ex.map(abs, items, chunksize=8))
+
+
+run(range(100))
+"""
+
+
+async def test_related_information_points_at_the_pool_and_moves_with_it(client):
+    """AMZ003 on a call at import names where the pool is created; after an edit above
+    it (reused without analysis), the related location has moved with the text."""
+    uri = open_doc(client, client.root / "imp.py", CALLS_AT_IMPORT)
+    (diag,) = [d for d in await diagnostics(client, uri, 1) if d.code == "AMZ003"]
+    pool_line = CALLS_AT_IMPORT.splitlines().index("    with ProcessPoolExecutor(2) as ex:")
+    related = diag.related_information
+    related_support = client.capabilities.text_document.publish_diagnostics.related_information
+    if not related_support:
+        assert related is None
+        return
+    assert [(r.location.uri, r.location.range.start.line) for r in related] == [(uri, pool_line)]
+    assert "created here" in related[0].message
+    moved = CALLS_AT_IMPORT.replace("    return v\n", "    w = v\n    return w\n")
+    change_doc(client, uri, moved, 2)
+    (after,) = [d for d in await diagnostics(client, uri, 2) if d.code == "AMZ003"]
+    assert [r.location.range.start.line for r in after.related_information] == [pool_line + 1]
