@@ -33,6 +33,7 @@ from .model import (
 from .positions import node_spans
 from .pyast import parse_python
 from .scopes import is_main_test
+from .statements import parse_statement
 
 __all__ = [
     "EditError",
@@ -197,7 +198,7 @@ def _parse_call(snippet: str, span: Span, what: str) -> tuple[cst.Module, cst.Ca
     """Parse the text under a call's span on its own; it must be exactly one call."""
     stale = f"the {what} at {span.where()} is not a call any more; re-run the analysis"
     try:
-        module = cst.parse_module(snippet)
+        module = parse_statement(snippet)  # memoised: a re-check asks again for the same call
     except (cst.ParserSyntaxError, RecursionError, ValueError):
         raise EditError(stale) from None
     if len(module.body) != 1 or not isinstance(module.body[0], cst.SimpleStatementLine):

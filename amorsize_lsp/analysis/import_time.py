@@ -57,22 +57,49 @@ def import_time_calls(source: str, pool_lines: Iterable[int]) -> list[ImportTime
     }
     if not defs:
         return []
+    text_lines = source.split("\n")
+    # Module-level calls of the module's functions first: most modules make none
+    # outside a main guard, and then no function body needs reading.
+    starts = [
+        (index, call)
+        for index, stmt in enumerate(tree.body)
+        if not isinstance(stmt, (*_DEFS, ast.ClassDef)) and not _is_main_guard(text_lines, stmt)
+        for call in _calls_in(stmt)
+        if call.func.id in defs  # type: ignore[attr-defined]
+    ]
+    if not starts:
+        return []
     creates = _pool_owners(tree, defs, lines)
     if not creates:
         return []
-    graph = {name: _called_defs(node.body, defs, _params(node)) for name, node in defs.items()}
-    text_lines = source.split("\n")
+    graph = _CallGraph(defs)
     found: list[ImportTimeCall] = []
-    for index, stmt in enumerate(tree.body):
-        if isinstance(stmt, (*_DEFS, ast.ClassDef)) or _is_main_guard(text_lines, stmt):
+    for index, call in starts:
+        assert isinstance(call.func, ast.Name)
+        path = _path_to_pool(call.func.id, graph, creates)
+        if path is None:
             continue
-        for call in _calls_in(stmt):
-            assert isinstance(call.func, ast.Name)
-            path = _path_to_pool(call.func.id, graph, creates)
-            if path is None:
-                continue
-            found.append(ImportTimeCall(_span(call, text_lines), index, path, creates[path[-1]]))
+        found.append(ImportTimeCall(_span(call, text_lines), index, path, creates[path[-1]]))
     return found
+
+
+class _CallGraph:
+    """Top-level function -> the top-level functions it calls, read on first ask."""
+
+    def __init__(self, defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> None:
+        self.defs = defs
+        self.edges: dict[str, set[str]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.defs
+
+    def get(self, name: str, default: Iterable[str] = ()) -> Iterable[str]:
+        node = self.defs.get(name)
+        if node is None:
+            return default
+        if name not in self.edges:
+            self.edges[name] = _called_defs(node.body, self.defs, _params(node))
+        return self.edges[name]
 
 
 def _pool_owners(
@@ -134,9 +161,7 @@ def _calls_in(stmt: ast.stmt) -> Iterator[ast.Call]:
             yield node
 
 
-def _path_to_pool(
-    start: str, graph: dict[str, set[str]], creates: dict[str, int]
-) -> tuple[str, ...] | None:
+def _path_to_pool(start: str, graph: _CallGraph, creates: dict[str, int]) -> tuple[str, ...] | None:
     """The shortest chain of calls from ``start`` to a function that creates a pool."""
     if start not in graph:
         return None

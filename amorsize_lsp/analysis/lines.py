@@ -10,6 +10,9 @@ from __future__ import annotations
 #: The last few texts (by identity) and their line starts: rules and fixes ask again
 #: and again about the same source, once per call site, which made a big file quadratic.
 _recent: list[tuple[str, list[int]]] = []
+#: Shorter texts (the snippets of one call that edits parse) are not kept: they are
+#: cheap to scan and would push the module out of ``_recent``.
+_KEEP_FROM = 2048
 
 
 def line_starts(text: str) -> list[int]:
@@ -22,8 +25,9 @@ def line_starts(text: str) -> list[int]:
     while pos != -1:
         starts.append(pos + 1)
         pos = text.find("\n", pos + 1)
-    _recent.insert(0, (text, starts))
-    del _recent[4:]
+    if len(text) >= _KEEP_FROM:
+        _recent.insert(0, (text, starts))
+        del _recent[4:]
     return starts
 
 

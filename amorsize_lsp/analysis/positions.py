@@ -10,6 +10,7 @@ positions: parentheses and surrounding whitespace excluded).
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,11 +75,23 @@ class _TrackingState(CodegenState):
                 raise _AllFound
 
 
+#: Spans by (module, nodes asked): parsed statements are memoised by text, so an editor's
+#: re-check asks again about the very same nodes. The module is kept with its entry, so
+#: its id (and its nodes' ids) cannot be reused while the entry lives.
+_SPANS: OrderedDict[tuple[int, frozenset[int]], tuple[cst.Module, dict[int, Span]]] = OrderedDict()
+_SPANS_SIZE = 4096
+
+
 def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int, Span]:
     """Map ``id(node)`` to its span for each of ``nodes`` (all must belong to ``module``)."""
     targets = frozenset(id(n) for n in nodes)
     if not targets:
         return {}
+    key = (id(module), targets)
+    hit = _SPANS.get(key)
+    if hit is not None and hit[0] is module:
+        _SPANS.move_to_end(key)
+        return dict(hit[1])
     state = _TrackingState(
         default_indent=module.default_indent,
         default_newline=module.default_newline,
@@ -86,4 +99,7 @@ def node_spans(module: cst.Module, nodes: Iterable[cst.CSTNode]) -> dict[int, Sp
     )
     with contextlib.suppress(_AllFound):
         module._codegen(state)
+    _SPANS[key] = (module, dict(state.found))
+    if len(_SPANS) > _SPANS_SIZE:
+        _SPANS.popitem(last=False)
     return state.found

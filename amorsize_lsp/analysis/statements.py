@@ -39,6 +39,8 @@ _CACHE_SIZE = 4096
 #: A def or class that is bound by name only: ``(name, "def" | "class")``.
 Stub = tuple[str, Literal["def", "class"]]
 _cache: OrderedDict[str, cst.Module] = OrderedDict()
+#: Pass-through defs by statement text: an editor re-checks mostly unchanged statements.
+_PASS_THROUGHS: OrderedDict[str, frozenset[str]] = OrderedDict()
 
 
 @dataclass(eq=False)
@@ -58,6 +60,8 @@ class Statement:
     stubs: list[Stub] = field(default_factory=list)
     #: Bases of its classes that set a pool factory (computed once, on demand).
     factory_bases: frozenset[str] | None = None
+    #: Names of its defs that pass a parameter through (computed once, on demand).
+    pass_throughs: frozenset[str] | None = None
 
 
 def parse_statement(text: str) -> cst.Module:
@@ -137,12 +141,23 @@ def _needs_body(h: Statement, word: str, user: Statement) -> bool:
     pool (``self.POOL_TYPE(...)``) when that class sets the factory: both need
     their bodies; other defs, a stub.
     """
+    if h.pass_throughs is None:  # asked once per (user, name) pair: walk each def once
+        h.pass_throughs = _PASS_THROUGHS.get(h.text)
+        if h.pass_throughs is None:
+            h.pass_throughs = frozenset(
+                n.name
+                for n in h.nodes
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and _passes_a_parameter(n)
+            )
+            _PASS_THROUGHS[h.text] = h.pass_throughs
+            if len(_PASS_THROUGHS) > _CACHE_SIZE:
+                _PASS_THROUGHS.popitem(last=False)
     for node in h.nodes:
         if node.name != word:  # type: ignore[attr-defined]
             continue
         if isinstance(node, ast.ClassDef):
             return word in _base_names(user)
-        if _passes_a_parameter(node):  # type: ignore[arg-type]
+        if word in h.pass_throughs:
             return True
     return False
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import types
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from amorsize_lsp.analysis.model import FunctionKind, FunctionRef
 
@@ -53,10 +55,10 @@ def _complexity_in(
     code = index.by_qualname.get(real)
     if code is not None:
         if code.co_flags & CO_OPTIMIZED:
-            return measure(code, real, imports, index.lines)
+            return _measured(code, real, imports, index.lines)
         init = index.by_qualname.get(f"{real}.__init__")
         if init is not None:
-            return measure(init, f"{real}.__init__", imports, index.lines)
+            return _measured(init, f"{real}.__init__", imports, index.lines)
         return Complexity.unresolved(f"class '{qualname}' has no __init__ of its own to analyse")
     head, _, rest = qualname.partition(".")
     if head in imports and search_path and depth < MAX_REEXPORT_DEPTH:
@@ -65,6 +67,47 @@ def _complexity_in(
     if search_path and rest and depth == 0:
         return _imported(qualname, search_path, depth + 1)
     return Complexity.unresolved(f"function '{qualname}' not found in module")
+
+
+#: Measurements kept across analyses: an editor re-checks a file whose functions are
+#: mostly unchanged, and measuring is most of the cost of a re-check.
+_MEASURED: OrderedDict[tuple[Any, ...], Complexity] = OrderedDict()
+_MEASURED_SIZE = 2048
+
+
+def _measured(
+    code: types.CodeType, qualname: str, imports: Mapping[str, str], lines: list[str]
+) -> Complexity:
+    """``measure`` memoised on what it reads: the code object (equal code objects have
+    the same instructions, constants, names and line table), the qualname, the imports
+    and the function's source lines."""
+    first = code.co_firstlineno
+    key = (
+        code,
+        qualname,
+        tuple(sorted(imports.items())),
+        tuple(lines[first - 1 : _last_line(code)]),
+    )
+    found = _MEASURED.get(key)
+    if found is not None:
+        _MEASURED.move_to_end(key)
+        return found
+    result = measure(code, qualname, imports, lines)
+    _MEASURED[key] = result
+    if len(_MEASURED) > _MEASURED_SIZE:
+        _MEASURED.popitem(last=False)
+    return result
+
+
+def _last_line(code: types.CodeType) -> int:
+    """The last source line of ``code`` and the code nested in it."""
+    last = max(
+        (line for _, _, line in code.co_lines() if line is not None), default=code.co_firstlineno
+    )
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            last = max(last, _last_line(const))
+    return last
 
 
 def _imported(dotted: str, search_path: Sequence[str], depth: int) -> Complexity:
