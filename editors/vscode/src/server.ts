@@ -228,6 +228,10 @@ export class ServerManager implements vscode.Disposable {
         child.stderr?.on("data", (d: Buffer) => this.tail.append(d.toString("utf8")));
         child.once("exit", (code, signal) => {
           this.log(`Server process ${child.pid} exited (${signal ? `signal ${signal}` : `code ${code}`}).`);
+          // A dead process is restarted even when the client saw a write error first
+          // (it then shuts down without calling the close handler); a stop we asked
+          // for has moved the generation on, so it is not restarted.
+          this.onServerClosed(gen);
         });
         resolve(child);
       });
