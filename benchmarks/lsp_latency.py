@@ -12,7 +12,8 @@ Two edit scenarios, each with the same edits sent to ruff: inside a function tha
 a pool maps (the issue's scenario: the worker re-measures that one function and
 re-runs the per-site rules for the sites that map it, and sends a patch), and
 inside a helper that nothing maps (the server reuses its snapshot, moved by line,
-without the worker).
+without the worker). A third, shorter scenario edits a pool call itself, which
+re-checks the whole file (reusing the per-statement parse and measurement caches).
 
     python benchmarks/lsp_latency.py [--edits 200] [--sites 100] [--lines 5000]
 """
@@ -35,9 +36,9 @@ from typing import Any
 import psutil
 
 
-def generate(sites: int, lines: int) -> tuple[str, int, int]:
-    """The module, and the 0-based lines of a statement inside an unmapped helper and
-    inside a mapped function (the lines the edits rewrite)."""
+def generate(sites: int, lines: int) -> tuple[str, int, int, int]:
+    """The module, and the 0-based lines of a statement inside an unmapped helper,
+    inside a mapped function, and of a pool call (the lines the edits rewrite)."""
     out = [
         "from concurrent.futures import ProcessPoolExecutor",
         "from multiprocessing import Pool",
@@ -45,7 +46,7 @@ def generate(sites: int, lines: int) -> tuple[str, int, int]:
         "",
     ]
     per = max(20, lines // sites)
-    helper_line = mapped_line = -1
+    helper_line = mapped_line = pool_line = -1
     for i in range(sites):
         body = per - 16
         out.append(f"def work_{i}(x):")
@@ -72,10 +73,12 @@ def generate(sites: int, lines: int) -> tuple[str, int, int]:
             out.append(f"        return list(ex.map(work_{i}, items))")
         else:
             out.append("    with Pool(2) as pool:")
+            if i == sites // 2:
+                pool_line = len(out)
             out.append(f"        return pool.imap(work_{i}, items)")
         out.append("")
         out.append("")
-    return "\n".join(out) + "\n", helper_line, mapped_line
+    return "\n".join(out) + "\n", helper_line, mapped_line, pool_line
 
 
 def _edited(line: str, n: int) -> str:
@@ -331,8 +334,8 @@ async def main_async(args: argparse.Namespace) -> int:
     if not Path(ruff).exists():
         print("ruff is not installed (it is in the test extra); cannot run the baseline")
         return 2
-    text, helper_line, mapped_line = generate(args.sites, args.lines)
-    typical, _, _ = generate(6, 300)
+    text, helper_line, mapped_line, pool_line = generate(args.sites, args.lines)
+    typical, *_ = generate(6, 300)
     ours_cmd = [sys.executable, "-m", "amorsize_lsp"]
     ruff_cmd = [ruff, "server"]
     with tempfile.TemporaryDirectory(prefix="amz-lsp-bench-") as tmp:
@@ -349,6 +352,9 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         results["ours_mapped"] = await run_server(
             "ours2", ours_cmd, root, text, mapped_line, args.edits, ours_settings, env, True
+        )
+        results["ours_pool"] = await run_server(
+            "ours3", ours_cmd, root, text, pool_line, args.edits // 4, ours_settings, env, True
         )
         results["ruff_helper"] = await run_server(
             "ruff", ruff_cmd, root, text, helper_line, args.edits, {}, env, False
@@ -372,6 +378,12 @@ async def main_async(args: argparse.Namespace) -> int:
     print(row("ruff server, same edits (mapped function)", results["ruff_mapped"]["diag_ms"]))
     print(row("amorsize-lsp, edit in an unmapped function", results["ours_helper"]["diag_ms"]))
     print(row("ruff server, same edits (unmapped function)", results["ruff_helper"]["diag_ms"]))
+    print(
+        row(
+            f"amorsize-lsp, edit of a pool call ({args.edits // 4} edits; the file is re-checked)",
+            results["ours_pool"]["diag_ms"],
+        )
+    )
     print("\n| edit → inlay hints (ms) | p50 | p95 |")
     print("|---|---|---|")
     print(row("amorsize-lsp, edit in a mapped function", results["ours_mapped"]["hint_ms"]))
