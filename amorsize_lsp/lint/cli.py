@@ -21,7 +21,7 @@ from amorsize_lsp.rules.registry import all_rules, get_rule
 
 from .discovery import Discovery, Missing
 from .formats import FORMATS, OutputOptions
-from .runner import FileError, FileReport, LintResult, Settings, lint
+from .runner import FileError, FileItem, FileReport, LintResult, Settings, lint
 
 # The other output modules (fixes, show, statistics) are imported when the report
 # is written: by then the workers are busy, and the start-up before the first file
@@ -175,21 +175,16 @@ def _display(path: Path, cwd: Path) -> str:
 
 
 def _files(
-    config: Config,
-    paths: list[Path],
-    force_exclude: bool,
-    selected: frozenset[str],
-    missing: list[FileReport],
-) -> Iterator[tuple[Path, str, frozenset[str]]]:
+    config: Config, paths: list[Path], force_exclude: bool, selected: frozenset[str]
+) -> Iterator[FileItem]:
     """The files to lint as discovery finds them (so analysis starts before the walk
-    ends); a path that does not exist goes to ``missing`` as an error report."""
+    ends), and an error report for each path that does not exist."""
     cwd = Path.cwd()
     discovery = Discovery(config, force_exclude=force_exclude)
     for item in discovery.files(paths):
         if isinstance(item, Missing):
             display = _display(item.path, cwd)
-            error = FileError(display, "no such file or directory")
-            missing.append(FileReport(display, error=error))
+            yield FileReport(display, error=FileError(display, "no such file or directory"))
             continue
         yield item, _display(item, cwd), selected - config.ignored_for(item)
 
@@ -243,9 +238,8 @@ def _run(args: argparse.Namespace) -> int:
         advice=None if args.no_store else _advice(config),
     )
     stdin: bytes | None = None
-    missing: list[FileReport] = []
     contents: dict[str, bytes] | None = None
-    files: Iterator[tuple[Path, str, frozenset[str]]]
+    files: Iterator[FileItem]
     if paths == [Path("-")] or (args.stdin_filename and not args.paths):
         stdin = sys.stdin.buffer.read()
         name = Path(args.stdin_filename) if args.stdin_filename else Path("-")
@@ -253,18 +247,18 @@ def _run(args: argparse.Namespace) -> int:
         files = iter([(name, display, selected - config.ignored_for(name))])
         contents = {display: stdin}
     else:
-        files = _files(config, paths, args.force_exclude, selected, missing)
+        files = _files(config, paths, args.force_exclude, selected)
     encodings: dict[str, str] = {}
-    result = lint(files, settings, encodings=encodings, contents=contents)
-    if not result.files_seen and not missing:
+    # A directory to walk: read and prefilter in a child while this process starts
+    # the analysis (see runner.lint); files named one by one are read here.
+    walk = stdin is None and any(p.is_dir() for p in paths)
+    result = lint(files, settings, encodings=encodings, contents=contents, background=walk)
+    if not result.files_seen:
         print(
             f"{PROG}: warning: no Python files found under {' '.join(map(str, paths))}",
             file=sys.stderr,
         )
         return 0
-    result.reports.extend(missing)
-    result.files_seen += len(missing)
-    result.reports.sort(key=lambda r: r.path)
 
     sink: TextIO = out
     close_sink = False

@@ -1,0 +1,95 @@
+"""Run a generator in a forked child and receive its items as they come.
+
+``amorsize-lint`` walks, reads, decodes and prefilters a large tree this way: the
+child does that work on one core while the parent loads libcst once (the workers
+it then forks inherit it) and starts analysing, instead of doing both in turn.
+
+Only with ``fork`` (Linux, and no other threads in this process): the child gets
+the generator as it is, untouched, and nothing needs pickling but the items.
+Everywhere else the generator simply runs here. Should the child die before it
+finishes, the parent's own copy of the generator, which it never advanced, runs
+here and skips what the child already delivered; discovery is deterministic, so
+no file is lost or seen twice. An exception in the child is raised in the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def can_fork() -> bool:
+    """Whether a child can start as a copy of this process (``fork`` on Linux, no threads)."""
+    import threading
+
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+def in_child(items: Iterator[T]) -> Iterator[T]:
+    """``items``, produced by a forked child while the caller works on them.
+
+    Falls back to iterating ``items`` here when a child cannot be forked. The
+    standard streams are flushed first, so the child never writes out a copy of
+    what they buffer.
+    """
+    if not can_fork():
+        yield from items
+        return
+    import multiprocessing
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_produce, args=(items, writer), daemon=True)
+    child.start()
+    writer.close()
+    delivered = 0
+    finished = False
+    try:
+        while True:
+            try:
+                kind, payload = reader.recv()
+            except (EOFError, OSError):
+                break  # the child died: finish below
+            if kind == "item":
+                delivered += 1
+                yield payload
+            elif kind == "done":
+                finished = True
+                break
+            else:
+                raise payload
+    finally:
+        reader.close()
+        if not finished and child.is_alive():
+            child.terminate()
+        child.join()
+    if not finished:
+        for index, item in enumerate(items):
+            if index >= delivered:
+                yield item
+
+
+def _produce(items: Iterator[Any], writer: Any) -> None:
+    """The child: send each item as soon as it is made, then ``done`` (or the exception)."""
+    import signal
+
+    # Ctrl-C is the parent's to handle; it stops this child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for item in items:
+            writer.send(("item", item))
+        writer.send(("done", None))
+    except Exception as exc:  # raised in the parent, like an error in its own loop
+        try:
+            writer.send(("raise", exc))
+        except Exception:  # not picklable: its type and message still tell what failed
+            writer.send(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        writer.close()
