@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -29,12 +29,15 @@ def can_fork() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1
 
 
-def in_child(items: Iterator[T]) -> Iterator[T]:
+def in_child(
+    items: Iterator[T], *, while_waiting: Callable[[], object] | None = None
+) -> Iterator[T]:
     """``items``, produced by a forked child while the caller works on them.
 
     Falls back to iterating ``items`` here when a child cannot be forked. The
     standard streams are flushed first, so the child never writes out a copy of
-    what they buffer.
+    what they buffer. ``while_waiting`` runs here once the child has started,
+    before the first item can be there: set-up the caller needs anyway.
     """
     if not can_fork():
         yield from items
@@ -49,6 +52,8 @@ def in_child(items: Iterator[T]) -> Iterator[T]:
     child = context.Process(target=_produce, args=(items, writer), daemon=True)
     child.start()
     writer.close()
+    if while_waiting is not None:
+        while_waiting()
     delivered = 0
     finished = False
     try:

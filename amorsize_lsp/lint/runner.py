@@ -274,6 +274,11 @@ class JobStream:
             self._workers = usable_cores()
         return self._workers
 
+    def warm_up(self) -> None:
+        """Count the cores (it loads the engine, which every analysis needs) while
+        this process would only wait for the first file to be read."""
+        _ = self.workers
+
     def add(self, job: Job, files_seen: int = 0) -> None:
         """Queue ``job``; ``files_seen`` (found so far, prefiltered or not) may start the pool."""
         self._order[id(job)] = len(self._order)
@@ -318,7 +323,11 @@ class JobStream:
     def _start(self) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
-        import amorsize_lsp.analysis.callsites  # noqa: F401
+        # Loaded once here, the analysis (libcst above all) is shared by the forked
+        # workers instead of loaded by each.
+        import amorsize_lsp.analysis.bytecode
+        import amorsize_lsp.analysis.callsites
+        import amorsize_lsp.analysis.import_time  # noqa: F401
 
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=_pool_context(), initializer=_init_worker
@@ -399,7 +408,7 @@ def lint(
     if background and not contents:
         from .background import in_child
 
-        items = in_child(items)
+        items = in_child(items, while_waiting=stream.warm_up)
     with analysis_gc():
         try:
             for seen, prepared, encoding in items:
