@@ -82,19 +82,39 @@ def in_child(
 
 
 def _produce(items: Iterator[Any], writer: Any) -> None:
-    """The child: send each item as soon as it is made, then ``done`` (or the exception)."""
+    """The child: make the items and hand each to a sender thread, then ``done`` (or
+    the exception). The thread does the writing, so a full pipe (the parent busy
+    loading libcst, a large file's text in the message) never stops the walk."""
+    import queue
     import signal
+    import threading
 
     # Ctrl-C is the parent's to handle; it stops this child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    outbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_all, args=(outbox, writer), daemon=True)
+    sender.start()
     try:
         for item in items:
-            writer.send(("item", item))
-        writer.send(("done", None))
+            outbox.put(("item", item))
+        outbox.put(("done", None))
     except Exception as exc:  # raised in the parent, like an error in its own loop
-        try:
-            writer.send(("raise", exc))
-        except Exception:  # not picklable: its type and message still tell what failed
-            writer.send(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        outbox.put(("raise", exc))
     finally:
+        sender.join()
         writer.close()
+
+
+def _send_all(outbox: Any, writer: Any) -> None:
+    while True:
+        kind, payload = outbox.get()
+        try:
+            writer.send((kind, payload))
+        except OSError:
+            return  # the parent is gone
+        except Exception:  # not picklable: its type and message still tell what failed
+            failure = RuntimeError(f"{type(payload).__name__}: {payload}")
+            writer.send(("raise", failure))
+            return
+        if kind != "item":
+            return
