@@ -134,15 +134,28 @@ class LintResult:
 def analysis_gc() -> Iterator[None]:
     """Collect cycles less often while linting; the objects that exist now (modules,
     configuration) are frozen out of the collector's way, also in forked workers.
-    Restores the collector as it was, so an embedding process is unaffected."""
+
+    Restores the collector as it was, so an embedding process is unaffected; one
+    that froze objects itself keeps them frozen (and nothing more is frozen here).
+    """
+    global _freezing
     old = gc.get_threshold()
-    gc.freeze()
+    owner = gc.get_freeze_count() == 0
+    if owner:
+        gc.freeze()
+        _freezing = True
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:
         gc.set_threshold(*old)
-        gc.unfreeze()
+        if owner:
+            _freezing = False
+            gc.unfreeze()
+
+
+#: Whether :func:`analysis_gc` owns the frozen objects (so more may be frozen).
+_freezing = False
 
 
 def _init_worker() -> None:
@@ -329,6 +342,8 @@ class JobStream:
         import amorsize_lsp.analysis.callsites
         import amorsize_lsp.analysis.import_time  # noqa: F401
 
+        if _freezing:  # what was just loaded, too: the workers' collections skip it
+            gc.freeze()
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=_pool_context(), initializer=_init_worker
         )

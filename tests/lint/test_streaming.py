@@ -126,11 +126,23 @@ def test_a_small_run_stays_in_this_process():
     assert not stream.parallel
 
 
-def test_linting_leaves_the_garbage_collector_as_it_was(tmp_path):
-    write(tmp_path, {"a.py": BAD_EXECUTOR})
-    before = gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()
-    runner.lint(_items(tmp_path, ["a.py"]), SETTINGS, workers=1)
-    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
+@pytest.mark.parametrize("frozen_by_caller", [False, True])
+def test_linting_leaves_the_garbage_collector_as_it_was(tmp_path, frozen_by_caller):
+    files = {f"m{i:03}.py": BAD_EXECUTOR for i in range(STREAM_AFTER_FILES + 2)}
+    write(tmp_path, files)
+    gc.unfreeze()
+    if frozen_by_caller:
+        gc.freeze()
+    try:
+        before = gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()
+        result = runner.lint(_items(tmp_path, files), SETTINGS, workers=2)
+        after = gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()
+    finally:
+        gc.unfreeze()
+    assert after[0] == before[0] and after[2] == before[2]
+    # Nothing of ours stays frozen (the caller's frozen objects may only be freed).
+    assert after[1] <= before[1] if frozen_by_caller else after[1] == before[1] == 0
+    assert len(result.findings) >= len(files)
 
 
 # ----------------------------------------------------------------- background.in_child
