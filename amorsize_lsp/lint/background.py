@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -31,13 +31,14 @@ def can_fork() -> bool:
 
 def in_child(
     items: Iterator[T], *, while_waiting: Callable[[], object] | None = None
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``items``, produced by a forked child while the caller works on them.
 
     Falls back to iterating ``items`` here when a child cannot be forked. The
     standard streams are flushed first, so the child never writes out a copy of
     what they buffer. ``while_waiting`` runs here once the child has started,
-    before the first item can be there: set-up the caller needs anyway.
+    before the first item can be there: set-up the caller needs anyway. Closing
+    the generator early stops the child.
     """
     if not can_fork():
         yield from items

@@ -15,7 +15,7 @@ import contextlib
 import gc
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -434,6 +434,7 @@ def lint(
                     stream.add(prepared, seen)
             analysed = stream.finish()
         finally:
+            items.close()  # stops a reading child at once if something went wrong here
             stream.close()
     for report in analysed:
         report.encoding = file_encodings.get(report.path, "utf-8")
@@ -446,7 +447,7 @@ def lint(
 
 def _prepared(
     files: Iterable[FileItem], contents: dict[str, bytes] | None
-) -> Iterator[tuple[int, Job | FileReport | None, str]]:
+) -> Generator[tuple[int, Job | FileReport | None, str], None, None]:
     """``(files seen so far, job or error report, encoding)`` for each file the
     prefilter keeps or that failed, then ``(files seen, None, "")`` to end."""
     seen = 0

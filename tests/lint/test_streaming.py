@@ -185,3 +185,20 @@ def test_in_child_finishes_here_when_the_child_dies():
     got = list(background.in_child(_numbers(20, die_after=7)))
     assert [i for i, _ in got] == list(range(20))  # nothing lost, nothing twice
     assert got[-1][1] == os.getpid()  # the rest was made here
+
+
+def _endless():
+    i = 0
+    while True:
+        yield i
+        i += 1
+
+
+def test_closing_in_child_early_stops_the_child():
+    import multiprocessing
+
+    items = background.in_child(_endless())
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    assert multiprocessing.active_children()  # the child is still making items
+    items.close()
+    assert multiprocessing.active_children() == []
