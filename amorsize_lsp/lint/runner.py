@@ -338,6 +338,8 @@ class JobStream:
 
         # Loaded once here, the analysis (libcst above all) is shared by the forked
         # workers instead of loaded by each.
+        import libcst  # noqa: F401
+
         import amorsize_lsp.analysis.bytecode
         import amorsize_lsp.analysis.callsites
         import amorsize_lsp.analysis.import_time  # noqa: F401
