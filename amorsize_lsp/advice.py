@@ -38,8 +38,7 @@ class StoreAdvice:
     @staticmethod
     def available(db_path: str | Path | None, project_roots: Sequence[Path]) -> bool:
         """Whether there is anything to read: the store file or a project profiles file."""
-        from amorsize_lsp.daemon.sharing import project_profiles_path
-        from amorsize_lsp.daemon.store import default_db_path
+        from amorsize_lsp.daemon.paths import default_db_path, project_profiles_path
 
         db = Path(db_path) if db_path else default_db_path()
         return db.is_file() or any(project_profiles_path(r).is_file() for r in project_roots)
@@ -50,7 +49,7 @@ class StoreAdvice:
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_S:
             return None
         from amorsize_lsp.daemon.advisor import Advisor
-        from amorsize_lsp.daemon.sharing import project_profiles_path
+        from amorsize_lsp.daemon.paths import project_profiles_path
         from amorsize_lsp.daemon.store import Store, StoreError
         from amorsize_lsp.engine.system import SystemProfile
 

@@ -17,18 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import pathspec
+from typing import TYPE_CHECKING, Any
 
 from amorsize_lsp.check import CheckSettings
 from amorsize_lsp.rules.model import DEFAULT_MIN_ITEMS
 from amorsize_lsp.rules.registry import codes_matching
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10
-    import tomli as tomllib
+if TYPE_CHECKING:
+    import pathspec
 
 KNOWN_KEYS = (
     "select",
@@ -102,6 +98,8 @@ class Config:
         if not self.per_file_ignores:
             return frozenset()
         if self._per_file_specs is None:
+            import pathspec  # only for per-file-ignores: keeps the CLI's start-up short
+
             self._per_file_specs = [
                 (
                     pathspec.PathSpec.from_lines("gitignore", [pattern]),
@@ -159,6 +157,11 @@ def relative_posix(path: Path, root: Path) -> str:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10
+        import tomli as tomllib
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

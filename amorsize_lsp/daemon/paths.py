@@ -28,6 +28,25 @@ SOCKET_NAME = "daemon.sock"
 MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 107
 
 
+def default_db_path() -> Path:
+    """``$AMORSIZE_DB``, else ``amorsize.db`` in the platformdirs user data directory.
+
+    Here rather than in ``store`` so that clients asking only where the store is
+    (``amorsize-lint`` deciding whether there is advice) do not load SQLite.
+    """
+    env = os.environ.get(DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("amorsize-lsp")) / "amorsize.db"
+
+
+def project_profiles_path(root: Path) -> Path:
+    """Where a project commits its shared profiles: ``root/.amorsize/profiles.jsonl``."""
+    return Path(root) / ".amorsize" / "profiles.jsonl"
+
+
 class PathError(Exception):
     """The socket path or its directory cannot be used; the message says why and what to do."""
 

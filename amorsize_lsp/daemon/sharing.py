@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amorsize_lsp.analysis.model import EXECUTOR_KINDS
+from amorsize_lsp.daemon.paths import project_profiles_path
 from amorsize_lsp.daemon.store import COMPLEXITY_COLUMNS, Store
 from amorsize_lsp.engine.system import Calibration
 from amorsize_lsp.engine.workload import WorkloadProfile
@@ -58,11 +59,6 @@ _NUMBER_FIELDS = tuple(
 
 class SharingError(ValueError):
     """A profiles file cannot be imported; the message names the line and the problem."""
-
-
-def project_profiles_path(root: Path) -> Path:
-    """Where a project commits its shared profiles: ``root/.amorsize/profiles.jsonl``."""
-    return Path(root) / ".amorsize" / "profiles.jsonl"
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from amorsize_lsp.analysis.model import EXECUTOR_KINDS
+from amorsize_lsp.daemon.paths import default_db_path
 from amorsize_lsp.engine.system import SystemProfile
 from amorsize_lsp.engine.workload import WorkloadProfile
 
@@ -78,16 +79,6 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
 
 class StoreError(Exception):
     """The store cannot be used; the message is one precise line."""
-
-
-def default_db_path() -> Path:
-    """``$AMORSIZE_DB``, else ``amorsize.db`` in the platformdirs user data directory."""
-    env = os.environ.get("AMORSIZE_DB")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("amorsize-lsp")) / "amorsize.db"
 
 
 # ----------------------------------------------------------------------- migrations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -20,11 +20,12 @@ from amorsize_lsp.config import Config, ConfigError, resolve_config, validate_se
 from amorsize_lsp.rules.registry import all_rules, get_rule
 
 from .discovery import Discovery, Missing
-from .fixes import add_noqa, render_diff, write_fixes
 from .formats import FORMATS, OutputOptions
-from .runner import FileError, FileReport, LintResult, Settings, lint
-from .show import write_callsites
-from .statistics import write_statistics
+from .runner import FileError, FileItem, FileReport, LintResult, Settings, lint
+
+# The other output modules (fixes, show, statistics) are imported when the report
+# is written: by then the workers are busy, and the start-up before the first file
+# is read stays short.
 
 PROG = "amorsize-lint"
 
@@ -173,19 +174,19 @@ def _display(path: Path, cwd: Path) -> str:
     return path.as_posix()
 
 
-def _files(config: Config, paths: list[Path], force_exclude: bool, selected: frozenset[str]):
+def _files(
+    config: Config, paths: list[Path], force_exclude: bool, selected: frozenset[str]
+) -> Iterator[FileItem]:
+    """The files to lint as discovery finds them (so analysis starts before the walk
+    ends), and an error report for each path that does not exist."""
     cwd = Path.cwd()
     discovery = Discovery(config, force_exclude=force_exclude)
-    missing: list[FileReport] = []
-    files: list[tuple[Path, str, frozenset[str]]] = []
     for item in discovery.files(paths):
         if isinstance(item, Missing):
             display = _display(item.path, cwd)
-            error = FileError(display, "no such file or directory")
-            missing.append(FileReport(display, error=error))
+            yield FileReport(display, error=FileError(display, "no such file or directory"))
             continue
-        files.append((item, _display(item, cwd), selected - config.ignored_for(item)))
-    return files, missing
+        yield item, _display(item, cwd), selected - config.ignored_for(item)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,26 +238,27 @@ def _run(args: argparse.Namespace) -> int:
         advice=None if args.no_store else _advice(config),
     )
     stdin: bytes | None = None
+    contents: dict[str, bytes] | None = None
+    files: Iterator[FileItem]
     if paths == [Path("-")] or (args.stdin_filename and not args.paths):
         stdin = sys.stdin.buffer.read()
         name = Path(args.stdin_filename) if args.stdin_filename else Path("-")
         display = _display(name.absolute(), Path.cwd()) if args.stdin_filename else "-"
-        files = [(name, display, selected - config.ignored_for(name))]
-        missing = []
+        files = iter([(name, display, selected - config.ignored_for(name))])
+        contents = {display: stdin}
     else:
-        files, missing = _files(config, paths, args.force_exclude, selected)
-    if not files and not missing:
+        files = _files(config, paths, args.force_exclude, selected)
+    encodings: dict[str, str] = {}
+    # A directory to walk: read and prefilter in a child while this process starts
+    # the analysis (see runner.lint); files named one by one are read here.
+    walk = stdin is None and any(p.is_dir() for p in paths)
+    result = lint(files, settings, encodings=encodings, contents=contents, background=walk)
+    if not result.files_seen:
         print(
             f"{PROG}: warning: no Python files found under {' '.join(map(str, paths))}",
             file=sys.stderr,
         )
         return 0
-    encodings: dict[str, str] = {}
-    contents = {files[0][1]: stdin} if stdin is not None else None
-    result = lint(files, settings, encodings=encodings, contents=contents)
-    result.reports.extend(missing)
-    result.files_seen += len(missing)
-    result.reports.sort(key=lambda r: r.path)
 
     sink: TextIO = out
     close_sink = False
@@ -292,6 +294,10 @@ def _advice(config) -> tuple[str | None, tuple[str, ...]] | None:
 
 def _report(args, result: LintResult, settings: Settings | None, encodings, sink: TextIO) -> int:
     """Print the report; ``settings`` is None for standard input (nothing to write)."""
+    from .fixes import add_noqa, render_diff, write_fixes
+    from .show import write_callsites
+    from .statistics import write_statistics
+
     for report in result.reports:
         for note in report.rejected:
             print(f"{PROG}: warning: {note}", file=sys.stderr)

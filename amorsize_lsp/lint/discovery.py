@@ -14,10 +14,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from amorsize_lsp.config import Config, relative_posix
+
+if TYPE_CHECKING:
+    import pathspec
 
 DEFAULT_EXCLUDES = frozenset(
     {
@@ -75,6 +77,8 @@ class _Ignores:
         below the starting point, so ``/versions`` in a parent ``.gitignore`` does not
         hide ``versions/3.11/lib`` when that directory is passed on the command line.
         """
+        import pathspec
+
         kept = []
         for base, spec in self.specs:
             try:
@@ -108,6 +112,8 @@ def _read_gitignore(directory: Path) -> pathspec.PathSpec | None:
         text = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
+    import pathspec  # only where a .gitignore exists: keeps the CLI's start-up short
+
     return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
 
 
@@ -133,9 +139,11 @@ class Discovery:
     def __init__(self, config: Config, *, force_exclude: bool = False) -> None:
         self.config = config
         self.force_exclude = force_exclude
-        self._exclude = (
-            pathspec.PathSpec.from_lines("gitignore", config.exclude) if config.exclude else None
-        )
+        self._exclude: pathspec.PathSpec | None = None
+        if config.exclude:
+            import pathspec
+
+            self._exclude = pathspec.PathSpec.from_lines("gitignore", config.exclude)
 
     def _excluded(self, path: Path, is_dir: bool) -> bool:
         if path.name in DEFAULT_EXCLUDES and is_dir:

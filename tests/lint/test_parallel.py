@@ -41,18 +41,22 @@ def test_many_files_through_the_cli(tmp_path, monkeypatch):
     files = {f"pkg/m{i:03}.py": BAD_EXECUTOR for i in range(40)}
     files.update({f"pkg/other{i:03}.py": UNRELATED for i in range(40)})
     write(tmp_path, files)
-    seen = {}
-    original = runner.run_jobs
+    added = []
+    streams = []
+    original = runner.JobStream.add
 
-    def spy(jobs, settings, workers=None):
-        seen["jobs"] = len(jobs)
-        return original(jobs, settings, workers=2)
+    def spy(self, job, files_seen=0):
+        added.append(job.path)
+        streams.append(self)
+        original(self, job, files_seen)
 
-    monkeypatch.setattr(runner, "run_jobs", spy)
+    monkeypatch.setattr(runner.JobStream, "add", spy)
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)
     run = lint("--format", "concise", cwd=tmp_path)
     assert run.code == 1
     # The prefilter dropped the 40 unrelated files before analysis.
-    assert seen["jobs"] == 40
+    assert len(added) == len([name for name, text in files.items() if text == BAD_EXECUTOR])
+    assert streams[-1].parallel
     lines = run.out.splitlines()
     assert len(lines) == 40
     assert lines == sorted(lines)
