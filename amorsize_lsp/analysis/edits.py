@@ -264,7 +264,10 @@ def wrap_in_main_guard(source: str, statement_index: int) -> TextEdit | None:
     """
     try:
         tree = parse_python(source)  # the analysis's tree of this text, when it has one
-        module = cst.parse_module(source)
+        # Offsets are counted on the text with a final newline: libcst generates the
+        # statements before the block one character short without it, and the guard
+        # would be glued to the end of the previous line. Only the end differs.
+        module = cst.parse_module(source if source.endswith(("\n", "\r")) else source + "\n")
     except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
         return None
     if not 0 <= statement_index < len(module.body) or len(tree.body) != len(module.body):
@@ -285,10 +288,10 @@ def wrap_in_main_guard(source: str, statement_index: int) -> TextEdit | None:
         ),
         leading_lines=first.leading_lines,
     )
-    start = len(
-        module.code_for_node(module.with_changes(body=module.body[:statement_index], footer=()))
+    start = sum(
+        len(module.code_for_node(n)) for n in (*module.header, *module.body[:statement_index])
     )
-    end = start + sum(len(module.code_for_node(s)) for s in block)
+    end = min(len(source), start + sum(len(module.code_for_node(s)) for s in block))
     span = Span(*position_of(source, start), *position_of(source, end))
     new_text = module.code_for_node(guard)
     if source[start:end] == new_text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import sysconfig
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from amorsize_lsp.analysis.edits import (
     set_chunksize,
     set_parameters,
     set_workers,
+    source_parses,
+    wrap_in_main_guard,
 )
 from amorsize_lsp.analysis.model import (
     CallSite,
@@ -515,3 +518,25 @@ def test_wrap_in_main_guard_refuses_names_read_by_functions():
     assert wrap_in_main_guard(source + "pool = Pool(2)\n", 3) is not None
     assert wrap_in_main_guard(source, 99) is None
     assert wrap_in_main_guard("def broken(:\n", 0) is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nprint(os.sep)\nPool(2)",
+        "x = 1\n\n\nif x:\n    print(x)\nPool(2)",
+        "Pool(2)",
+        "# a comment\nPool(2)\nprint(1)",
+    ],
+    ids=["after-a-call", "after-a-block", "alone", "after-a-comment"],
+)
+def test_main_guard_on_text_without_a_final_newline_parses(source: str) -> None:
+    """Found by the fix-property test: the guard was glued to the previous line."""
+    index = next(i for i, line in enumerate(source.splitlines()) if line.startswith("Pool"))
+    statement = next(i for i, node in enumerate(ast.parse(source).body) if node.lineno == index + 1)
+    edit = wrap_in_main_guard(source, statement)
+    assert edit is not None
+    fixed = apply_edits(source, [edit])
+    assert source_parses(fixed)
+    assert 'if __name__ == "__main__":\n    Pool(2)' in fixed
+    assert fixed.startswith(source[: source.index("Pool")])
