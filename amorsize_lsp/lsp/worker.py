@@ -4,9 +4,10 @@ Why a process: libcst's native parser can crash or hang on some inputs, and a
 rule may have a bug. The server sends each request over a pipe (length-prefixed
 pickle frames) and waits with a time limit; when the child dies or overruns, the
 server kills it, starts a new one and reports the failure on the document. The
-child keeps the analyzer's per-statement parse cache between requests, so edits
-re-parse only the statements that changed. It also asks for advice: the daemon
-first, else the read-only store.
+child keeps the analyzer's per-statement caches between requests, so a re-check
+re-parses only the statements that changed, and its last analysis of each
+document, so an edit inside a mapped function is answered with a small patch
+(``recheck``). It also asks for advice: the daemon first, else the read-only store.
 
 Run as ``python -m amorsize_lsp.lsp.worker`` (the server does this).
 """
