@@ -48,6 +48,15 @@ class StoreAdvice:
             return self._advisor
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_S:
             return None
+        if not self.available(self.db_path, self.project_roots):
+            # Nothing to read: say so without loading SQLite (an editor's first file
+            # would wait for it); looked for again after RETRY_S or a refresh.
+            from amorsize_lsp.daemon.paths import default_db_path
+
+            where = self.db_path or default_db_path()
+            self.problem = f"no amorsize store at {where}: start the daemon to create one"
+            self._failed_at = time.monotonic()
+            return None
         from amorsize_lsp.daemon.advisor import Advisor
         from amorsize_lsp.daemon.paths import project_profiles_path
         from amorsize_lsp.daemon.store import Store, StoreError

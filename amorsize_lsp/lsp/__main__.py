@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The analysis worker starts first: it loads the analysis while this process loads
     # pygls and lsprotocol (most of a cold start), so the first file waits for neither.
-    from amorsize_lsp.lsp.worker import spawn
+    from amorsize_lsp.lsp.spawn import spawn
 
     worker = spawn()
     from amorsize_lsp.lsp.server import create_server

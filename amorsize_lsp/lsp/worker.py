@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from amorsize_lsp.lsp.snapshot import Block, Issue, Patch, Site, Snapshot
+from amorsize_lsp.lsp.spawn import spawn_command
 
 log = logging.getLogger("amorsize.lsp")
 
@@ -387,11 +388,14 @@ def _warm_up() -> None:
     """Import and exercise the analysis once, while the editor is still starting up."""
     from amorsize_lsp.check import CheckSettings
 
-    with contextlib.suppress(ImportError):  # what advice needs, before the first file
+    with contextlib.suppress(ImportError, OSError):  # what advice needs, before the first file
         import amorsize_lsp.advice
-        import amorsize_lsp.daemon.advisor
         import amorsize_lsp.daemon.client
-        import amorsize_lsp.engine.system  # noqa: F401
+        import amorsize_lsp.engine.system
+        from amorsize_lsp.daemon.paths import default_db_path
+
+        if default_db_path().exists():  # the first file will read it (sqlite-utils is slow to load)
+            import amorsize_lsp.daemon.advisor  # noqa: F401
     with contextlib.suppress(Exception):
         build_snapshot(
             "from multiprocessing import Pool\nwith Pool() as p:\n    p.imap(abs, [1])\n",
@@ -430,17 +434,6 @@ def child_main() -> int:
 
 
 _READ_LIMIT = 1 << 20
-
-
-def spawn_command(python: str | None = None) -> list[str]:
-    """The worker's command line."""
-    return [python or sys.executable, "-m", "amorsize_lsp.lsp.worker"]
-
-
-def spawn() -> subprocess.Popen[bytes]:
-    """Start the worker before the server has loaded: both import at once, on two
-    cores, and the first file's analysis does not wait for the server's start-up."""
-    return subprocess.Popen(spawn_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
 class _Adopted:

@@ -6,7 +6,8 @@ import pytest
 from lsp_helpers import POOL_SOURCE
 
 from amorsize_lsp.check import CheckSettings
-from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed, spawn
+from amorsize_lsp.lsp.spawn import spawn
+from amorsize_lsp.lsp.worker import AnalysisWorker, WorkerFailed
 
 
 async def test_a_native_crash_is_reported_and_the_worker_restarts():
