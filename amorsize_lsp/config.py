@@ -194,17 +194,29 @@ def find_config_file(start: Path) -> Path | None:
         if amorsize_toml.is_file():
             return amorsize_toml
         pyproject = candidate_dir / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                data = _load_toml(pyproject)
-            except ConfigError:
-                # A broken pyproject.toml only matters if it is ours; report it then.
-                if b"[tool.amorsize" in pyproject.read_bytes():
-                    raise
-                continue
-            if isinstance(data.get("tool"), dict) and "amorsize" in data["tool"]:
-                return pyproject
+        try:
+            stat = pyproject.stat()
+        except OSError:
+            continue
+        if _declares_amorsize(pyproject, stat.st_mtime_ns, stat.st_size):
+            return pyproject
     return None
+
+
+@lru_cache(maxsize=64)
+def _declares_amorsize(pyproject: Path, mtime_ns: int, size: int) -> bool:
+    """Whether ``pyproject`` has a ``[tool.amorsize]`` table; memoised by its stat,
+    because the language server looks for the configuration on every analysis."""
+    if not pyproject.is_file():
+        return False
+    try:
+        data = _load_toml(pyproject)
+    except ConfigError:
+        # A broken pyproject.toml only matters if it is ours; report it then.
+        if b"[tool.amorsize" in pyproject.read_bytes():
+            raise
+        return False
+    return isinstance(data.get("tool"), dict) and "amorsize" in data["tool"]
 
 
 def load_config(path: Path) -> Config:

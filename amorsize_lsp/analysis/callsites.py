@@ -35,7 +35,7 @@ from .positions import node_spans
 from .pyast import parse_python
 from .resolve import BUILTIN_NAMES, Resolver, Value, lookup
 from .scopes import CallRecord, Scope, ScopeBuilder
-from .statements import Stub, parse_statement, select, split_statements
+from .statements import Stub, parse_statement, select, selected, split_statements
 
 MAX_LENGTH = 10**12
 EXECUTOR_CLASSES = frozenset(
@@ -517,15 +517,18 @@ def _plan(source: str, path: str, everything: bool = False) -> list[Unit | Stub]
         found = mask_newer_syntax(source, exc, path)
         tree = found.tree
     masked = found.lines if found is not None else frozenset()
-    groups = split_statements(source, tree)
     if everything:
+        groups = split_statements(source, tree)
         for g in groups:
             g.mode = "full"
-    else:
+    elif masked:
+        groups = split_statements(source, tree)
         select(groups)
         for g in groups:
-            if masked and any(line in masked for line in range(g.first_line, g.last_line + 1)):
+            if any(line in masked for line in range(g.first_line, g.last_line + 1)):
                 g.mode = "full"  # what it binds is known only to libcst
+    else:
+        groups = selected(source, tree)
     parts: list[Unit | Stub] = []
     used: set[int] = set()
     for g in groups:

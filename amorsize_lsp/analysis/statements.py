@@ -225,6 +225,24 @@ def _passes_a_parameter(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
+#: The last text's selected statements (see :func:`selected`).
+_last_selected: tuple[str, list[Statement]] | None = None
+
+
+def selected(source: str, tree: ast.Module) -> list[Statement]:
+    """``split_statements`` then ``select`` for ``tree`` (the tree of ``source``),
+    kept for the last text: the analysis plans with it and the language server's
+    worker lays out its snapshot with it, on every re-check. Do not change the
+    statements it returns."""
+    global _last_selected
+    if _last_selected is not None and _last_selected[0] == source:
+        return _last_selected[1]
+    groups = split_statements(source, tree)
+    select(groups)
+    _last_selected = (source, groups)
+    return groups
+
+
 def select(groups: list[Statement]) -> None:
     """Set each statement's ``mode``: parse it fully, bind stubs, or skip it."""
     relevant = [_POOL_TEXT.search(g.text) is not None for g in groups]

@@ -367,10 +367,6 @@ class Advisor:
             extra.append("it was measured while the machine was busy (noisy): less confidence")
         return Found(prof, source, factor, [head, *extra])
 
-    def warm(self) -> None:
-        """Build the k-NN now (a server can call this off the request path)."""
-        self.model()
-
     def model(self) -> KNN | None:
         """The k-NN over every measured function, built lazily after a change."""
         with self._lock:

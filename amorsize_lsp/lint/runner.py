@@ -3,17 +3,16 @@ seam (:func:`amorsize_lsp.check.check_source`, and ``fix_source`` for ``--fix``)
 
 Files that the cheap textual prefilter rules out are never parsed. When more than
 :data:`PARALLEL_THRESHOLD` files (or :data:`PARALLEL_MIN_CHARS` of text) remain,
-they are analysed in a process pool, largest first. Our own AMZ001 advice decides
-the chunksize: a file costs milliseconds to analyse, far more than its IPC, so up
-to :data:`MANY_FILES` files go one per task for load balance; past that, the items
-are many and cheap and each worker gets four large chunks.
+they are analysed in a process pool (:class:`JobStream`, started while discovery
+goes on). A file costs milliseconds to analyse, far more than its IPC, so up to
+:data:`MANY_FILES` files go one per task for load balance; past that, in batches
+of :data:`BATCH`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import math
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -229,18 +228,6 @@ def _pool_context():
     if threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver")
-
-
-def plan_chunksize(jobs: Sequence[Job], workers: int) -> int:
-    """Items per task: large chunks only when there are many (cheap) files.
-
-    Analysing a file costs milliseconds, far more than sending it to a worker, so a
-    few hundred files go one by one (largest first, for load balance). Past
-    :data:`MANY_FILES`, IPC adds up and each worker gets four chunks.
-    """
-    if len(jobs) <= MANY_FILES:
-        return 1
-    return max(1, math.ceil(len(jobs) / (4 * workers)))
 
 
 def should_parallelise(jobs: Sequence[Job], workers: int) -> bool:

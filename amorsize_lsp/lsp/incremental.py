@@ -27,9 +27,23 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+#: The last few texts (by identity) and their lines: on one keystroke the reuse check,
+#: the diagnostics and the inlay hints all ask for the lines of the same text.
+_recent: list[tuple[str, list[str]]] = []
+
+
 def split_lines(text: str) -> list[str]:
-    """Lines as the analysis counts them (``\\r\\n``, ``\\r`` and ``\\n`` end a line)."""
-    return _LINE_BREAK.split(text)
+    r"""Lines as the analysis counts them (``\r\n``, ``\r`` and ``\n`` end a line).
+
+    Do not modify the list: it is shared.
+    """
+    for seen, lines in _recent:
+        if seen is text:
+            return lines
+    lines = _LINE_BREAK.split(text)
+    _recent.insert(0, (text, lines))
+    del _recent[4:]
+    return lines
 
 
 def changed_lines(old: list[str], new: list[str]) -> tuple[int, int, int]:
@@ -48,12 +62,10 @@ def changed_lines(old: list[str], new: list[str]) -> tuple[int, int, int]:
 @dataclass(frozen=True)
 class Confined:
     """An edit confined to one top-level statement that keeps its role (see
-    :func:`confined_edit`): which block, the changed line range, and its new text."""
+    :func:`confined_edit`): which block, the change in line count, and its new text."""
 
     index: int
     block: Block
-    lo: int
-    hi: int
     delta: int
     #: The statement's new text, and its lines as the whole new text numbers them.
     region: str
@@ -95,7 +107,7 @@ def confined_edit(old: Snapshot, new_text: str, modes: tuple[str, ...]) -> Confi
         return None
     if (set(_WORD.findall(new_region)) - set(_WORD.findall(old_region))) & old.tainted:
         return None  # a new use of a name the analysis reads
-    return Confined(index, block, lo, hi, delta, new_region, tree)
+    return Confined(index, block, delta, new_region, tree)
 
 
 def moved_blocks(old: Snapshot, index: int, delta: int) -> list[Block]:

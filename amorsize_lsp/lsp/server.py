@@ -104,7 +104,6 @@ class DocState:
     pending: asyncio.Task[None] | None = None
     #: Set whenever a snapshot for the current version is stored.
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    published: int | None = None
 
 
 class AmorsizeServer(LanguageServer):
@@ -390,8 +389,6 @@ class AmorsizeServer(LanguageServer):
         return out
 
     def publish(self, uri: str, snap: Snapshot, version: int | None) -> None:
-        st = self.state(uri)
-        st.published = version
         self.text_document_publish_diagnostics(
             t.PublishDiagnosticsParams(
                 uri=uri, diagnostics=self.diagnostics(snap, uri), version=version

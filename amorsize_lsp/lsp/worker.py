@@ -270,10 +270,10 @@ def layout(source: str, tree: Any = None) -> tuple[list[Block], frozenset[str]]:
     names cannot change any result (see ``incremental``).
     """
     from amorsize_lsp.analysis.pyast import parse_python
-    from amorsize_lsp.analysis.statements import select, split_statements
+    from amorsize_lsp.analysis.statements import selected
 
-    groups = split_statements(source, tree if tree is not None else parse_python(source))
-    select(groups)
+    # The same statements the check just planned with (kept for the last text).
+    groups = selected(source, tree if tree is not None else parse_python(source))
     n_lines = source.count("\n") + 1
     blocks = []
     for i, g in enumerate(groups):

@@ -8,6 +8,17 @@ def flagged(source):
     return [f for f in run_rules(source, [CODE]) if f.code == CODE]
 
 
+def mapped_in_main(setup: str, func: str) -> str:
+    """A module whose ``main`` runs ``setup`` then maps ``func`` over a process pool."""
+    return (
+        "from multiprocessing import Pool\n"
+        "def main(xs):\n"
+        f"{setup}"
+        "    with Pool() as pool:\n"
+        f"        return pool.map({func}, xs)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("setup", "func", "expected"),
     [
@@ -17,14 +28,7 @@ def flagged(source):
     ],
 )
 def test_unpicklable_callables_on_process_pools_are_flagged(setup, func, expected):
-    src = (
-        "import functools\n"
-        "from multiprocessing import Pool\n"
-        "def main(xs):\n"
-        f"{setup}"
-        "    with Pool() as pool:\n"
-        f"        return pool.map({func}, xs)\n"
-    )
+    src = "import functools\n" + mapped_in_main(setup, func)
     (finding,) = flagged(src)
     assert expected in finding.message
     assert "cannot be pickled" in finding.message
@@ -62,13 +66,7 @@ def _local_lambda():
 def test_the_message_names_the_exception_this_python_raises(setup, func, local, qualname):
     import sys
 
-    src = (
-        "from multiprocessing import Pool\n"
-        "def main(xs):\n"
-        f"{setup}"
-        "    with Pool() as pool:\n"
-        f"        return pool.map({func}, xs)\n"
-    )
+    src = mapped_in_main(setup, func)
     (finding,) = flagged(src)
     version = ".".join(map(str, sys.version_info[:2]))
     # The exception type comes from pickling a real local object of the same kind.
